@@ -1,0 +1,194 @@
+"""The `modelyard` command. Every step's flags are derived from its params model in the contract."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from pydantic import BaseModel
+
+from modelyard import __version__
+from modelyard.contract import OUTPUTS_DIR, STEPS, WORK_DIR, PrepareParams, Step, kebab
+from modelyard.errors import ExitCode, ModelyardError, RejectedError
+
+
+class Cli(click.Group):
+    """Maps the project's exceptions to their exit codes once, for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModelyardError as exc:
+            _fail(ctx, exc.exit_code, str(exc))
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            from modelyard.tracking import is_transient
+
+            if not is_transient(exc):
+                raise
+            _fail(ctx, ExitCode.TRANSIENT, f"a server is unavailable, retry later: {exc}")
+
+
+def _fail(ctx: click.Context, code: ExitCode, message: str) -> None:
+    click.echo(f"modelyard: error: {message}", err=True)
+    ctx.exit(int(code))
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, optional) for a pydantic field annotation."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1
+    base = args[0] if optional else annotation
+    if typing.get_origin(base) is Literal:
+        return click.Choice([str(a) for a in typing.get_args(base)]), optional
+    return base, optional
+
+
+def options_from(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """click options for every field of a params model: --kebab-name, type, default and help."""
+
+    def decorate(command: Callable) -> Callable:
+        for name, info in reversed(list(model.model_fields.items())):
+            if name in skip:
+                continue
+            kind, optional = _click_type(info.annotation)
+            required = info.is_required()
+            default = None if required or optional else info.default
+            command = click.option(
+                f"--{kebab(name)}",
+                name,
+                type=kind,
+                required=required,
+                default=default,
+                show_default=default not in (None, ""),
+                help=info.description,
+            )(command)
+        return command
+
+    return decorate
+
+
+tracking_option = click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking server or store [default: embedded SQLite under .modelyard/]",
+)
+
+
+@click.group(cls=Cli)
+@click.version_option(__version__, prog_name="modelyard")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs.")
+def main(verbose: bool) -> None:
+    """ML training pipelines built the way DevOps engineers ship software."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not verbose:
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+@main.command()
+@options_from(PrepareParams, skip=("config",))
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="YAML config file; flags override it."
+)
+@tracking_option
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".modelyard/runs"),
+    show_default=True,
+    help="Where step artifacts are kept.",
+)
+@click.option("--parallel", type=click.IntRange(1), help="Candidates trained at once [default: CPU count].")
+@click.option("--strict", is_flag=True, help="Exit 3 when the challenger is rejected (for CI).")
+def run(
+    config_file: Path | None,
+    tracking_uri: str | None,
+    work_dir: Path,
+    parallel: int | None,
+    strict: bool,
+    **overrides: Any,
+) -> None:
+    """Run the whole pipeline on this machine."""
+    from modelyard.config import read_config_file
+    from modelyard.runner.local import run_pipeline
+    from modelyard.runner.summary import summarize
+    from modelyard.tracking import configure
+
+    text = read_config_file(config_file)
+    inputs = PrepareParams(config=text, **overrides).model_dump()  # bad flags fail here, before any run
+    uri = configure(tracking_uri)
+    result = run_pipeline(inputs, work_dir, parallel=parallel)
+    model_name = json.loads(result.outputs["prepare"].config)["model_name"]
+    click.echo(summarize(result, model_name, uri))
+    if strict and result.outputs["register"].decision != "promote":
+        raise RejectedError(f"challenger v{result.outputs['register'].version} was rejected (--strict)")
+
+
+@main.group()
+def step() -> None:
+    """Run one pipeline step (what a container or an Argo pod runs)."""
+
+
+def _step_command(spec: Step) -> click.Command:
+    @options_from(spec.params)
+    @tracking_option
+    @click.option(
+        "--work-dir",
+        type=click.Path(path_type=Path),
+        default=Path(WORK_DIR),
+        show_default=True,
+        help="Artifacts are read from and written to <work-dir>/<artifact>.",
+    )
+    def command(tracking_uri: str | None, work_dir: Path, **params: Any) -> None:
+        from modelyard.tracking import configure
+
+        configure(tracking_uri)
+        outputs = spec.run(spec.params(**params), work_dir)
+        write_outputs(outputs, work_dir / OUTPUTS_DIR)
+        click.echo(outputs.model_dump_json())
+
+    inputs = ", ".join(spec.inputs) or "none"
+    produces = ", ".join(spec.produces) or "none"
+    codes = ", ".join(f"{int(c)} {c.name.lower()}" for c in spec.exit_codes)
+    help_text = (
+        f"{spec.help}\n\nReads artifacts: {inputs}. Writes artifacts: {produces}. Exit codes: {codes}."
+    )
+    return click.command(spec.name, help=help_text)(command)
+
+
+def write_outputs(outputs: BaseModel, directory: Path) -> None:
+    """Each output parameter as a file named after it, for Argo's valueFrom.path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in outputs.model_dump().items():
+        (directory / kebab(name)).write_text(str(value))
+
+
+for _spec in STEPS.values():
+    step.add_command(_step_command(_spec))
+
+
+@main.command()
+@options_from(STEPS["rollback"].params)
+@tracking_option
+def rollback(tracking_uri: str | None, **params: Any) -> None:
+    """Move the champion alias back to the previous champion."""
+    from modelyard.tracking import configure
+
+    configure(tracking_uri)
+    spec = STEPS["rollback"]
+    outputs = spec.run(spec.params(**params), Path("."))
+    click.echo(outputs.model_dump_json())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The step contract: every step's parameters, artifacts, output parameters and exit codes.
+
+This is the one place step knowledge lives. The CLI (`modelyard step ...`), the local runner, the
+Docker runner and the Argo templates are all derived from `STEPS`; none of them repeats a name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from modelyard.config import flat_fields
+from modelyard.errors import ExitCode
+
+# Where a container keeps its artifacts; Argo mounts each artifact at WORK_DIR/<artifact name>.
+WORK_DIR: Final = "/tmp/modelyard"
+# Output parameters are also written as files, WORK_DIR/outputs/<name>, for Argo's valueFrom.path.
+OUTPUTS_DIR: Final = "outputs"
+
+# Environment a step reads; every runner sets the same variables (a pod gets them from its template).
+ENV_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
+ENV_IMAGE: Final = "MODELYARD_IMAGE"
+ENV_WORKFLOW_NAME: Final = "MODELYARD_WORKFLOW_NAME"
+ENV_WORKFLOW_UID: Final = "MODELYARD_WORKFLOW_UID"
+
+# Artifacts: directories passed between steps.
+SPLITS: Final = "splits"
+VALIDATION: Final = "validation"
+EVALUATION: Final = "evaluation"
+ARTIFACTS: Final[dict[str, str]] = {
+    SPLITS: "train/validation/test Parquet files, the data profile and the dataset fingerprint",
+    VALIDATION: "validation report (report.json, report.txt)",
+    EVALUATION: "test metrics, gate results, the decision and plots",
+}
+
+RETRYABLE: Final = (ExitCode.TRANSIENT,)
+STANDARD_EXITS: Final = (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.TRANSIENT)
+
+
+def kebab(name: str) -> str:
+    """The outside name of a Python name: CLI flags, Argo parameters, output files."""
+    return name.replace("_", "-")
+
+
+def _empty_is_none(value: Any) -> Any:
+    # Argo passes an unset optional parameter as "", which means "keep the configured value".
+    return None if value == "" else value
+
+
+class StepParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineStepParams(StepParams):
+    config: str = Field(description="resolved pipeline config as JSON (the prepare step's output)")
+    run_id: str = Field(description="MLflow parent run id (the prepare step's output)")
+
+
+def _override_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, info in flat_fields().items():
+        optional = Annotated[info.annotation | None, BeforeValidator(_empty_is_none)]
+        fields[name] = (optional, Field(None, description=f"{info.description} (default from config)"))
+    return fields
+
+
+PrepareParams = create_model(
+    "PrepareParams",
+    __base__=StepParams,
+    config=(str, Field("", description="pipeline config as YAML text; flags below override it")),
+    **_override_fields(),
+)
+
+
+class TrainParams(PipelineStepParams):
+    candidate: str = Field(description="one candidate as JSON: {name, estimator, params}")
+
+
+class SelectParams(PipelineStepParams):
+    results: str = Field(description="JSON list of every train instance's result output")
+
+
+class EvaluateParams(PipelineStepParams):
+    candidate_run_id: str = Field(description="MLflow run of the selected candidate")
+
+
+class FinishParams(StepParams):
+    run_id: str = Field(
+        "", description="MLflow parent run id; empty when the pipeline failed before it existed"
+    )
+    status: str = Field(description="pipeline status: Succeeded, Failed or Error")
+    message: str = Field("", description="why the pipeline failed, if it did")
+
+
+class RollbackParams(StepParams):
+    model_name: str = Field(description="registered model name")
+    reason: str = Field("manual rollback", description="why, recorded on the versions")
+
+
+class PrepareOutputs(BaseModel):
+    run_id: str
+    run_url: str
+    config: str
+    candidates: str
+
+
+class SplitOutputs(BaseModel):
+    fingerprint: str
+    rows: int
+
+
+class ValidateOutputs(BaseModel):
+    status: str
+
+
+class TrainOutputs(BaseModel):
+    result: str
+
+
+class SelectOutputs(BaseModel):
+    candidate_run_id: str
+
+
+class EvaluateOutputs(BaseModel):
+    decision: str
+
+
+class RegisterOutputs(BaseModel):
+    version: str
+    champion_version: str
+    decision: str
+
+
+class FinishOutputs(BaseModel):
+    status: str
+
+
+class RollbackOutputs(BaseModel):
+    champion_version: str
+    previous_version: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step: what it takes, what it makes, how it exits."""
+
+    name: str
+    help: str
+    function: str  # "module:function", imported on use so the CLI starts fast
+    params: type[StepParams]
+    outputs: type[BaseModel]
+    inputs: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    exit_codes: tuple[ExitCode, ...] = STANDARD_EXITS
+
+    def load(self) -> Callable[[Any, Path], BaseModel]:
+        module, attr = self.function.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def run(self, params: StepParams, work_dir: Path) -> BaseModel:
+        return self.load()(params, work_dir)
+
+
+def _step(name: str, help: str, params: type[StepParams], outputs: type[BaseModel], **kw: Any) -> Step:
+    return Step(name, help, f"modelyard.steps.{name}:{name}", params, outputs, **kw)
+
+
+STEPS: Final[dict[str, Step]] = {
+    s.name: s
+    for s in (
+        _step(
+            "prepare",
+            "Resolve the config, open the MLflow parent run, list the candidates.",
+            PrepareParams,
+            PrepareOutputs,
+        ),
+        _step(
+            "split",
+            "Load the dataset; write stratified, seeded train/validation/test splits, profile and fingerprint.",
+            PipelineStepParams,
+            SplitOutputs,
+            produces=(SPLITS,),
+        ),
+        _step(
+            "validate",
+            "Check the data like unit tests: schema, nulls, ranges, labels, drift against the champion.",
+            PipelineStepParams,
+            ValidateOutputs,
+            inputs=(SPLITS,),
+            produces=(VALIDATION,),
+        ),
+        _step(
+            "train",
+            "Fit one candidate pipeline; log params, train/validation metrics and the gap.",
+            TrainParams,
+            TrainOutputs,
+            inputs=(SPLITS,),
+        ),
+        _step("select", "Pick the candidate with the best validation score.", SelectParams, SelectOutputs),
+        _step(
+            "evaluate",
+            "Score the winner and the champion on the test set; apply the quality gates.",
+            EvaluateParams,
+            EvaluateOutputs,
+            inputs=(SPLITS,),
+            produces=(EVALUATION,),
+        ),
+        _step(
+            "register",
+            "Register the model with lineage; alias challenger, and champion when promoted.",
+            PipelineStepParams,
+            RegisterOutputs,
+            inputs=(SPLITS, EVALUATION),
+        ),
+        _step(
+            "finish", "Close the MLflow parent run with the pipeline's status.", FinishParams, FinishOutputs
+        ),
+        _step(
+            "rollback",
+            "Move the champion alias back to the previous champion.",
+            RollbackParams,
+            RollbackOutputs,
+        ),
+    )
+}

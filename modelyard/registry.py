@@ -1,0 +1,104 @@
+"""The MLflow Model Registry: versions, aliases, lineage tags, promotion and rollback."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from modelyard.errors import BadInputError
+from modelyard.tracking import TAG
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PROFILE_PATH = "reference/profile.json"  # run artifact holding the training data's profile
+PREVIOUS = f"{TAG}previous_champion"
+
+
+def _missing(exc: MlflowException) -> bool:
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if _missing(exc):
+            return None
+        raise
+
+
+def reference_profile(client: MlflowClient, name: str) -> dict[str, Any] | None:
+    """The data profile recorded with the current champion, or None when there is no champion."""
+    champion = by_alias(client, name, CHAMPION)
+    if champion is None or not champion.run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(champion.run_id, PROFILE_PATH, tmp)
+        except (MlflowException, OSError):
+            return None
+        return json.loads(Path(path).read_text())
+
+
+def version_for_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """The version already registered from this training run, so registering twice is a no-op."""
+    try:
+        versions = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException as exc:
+        if _missing(exc):
+            return None
+        raise
+    ready = sorted(versions, key=lambda v: int(v.version))
+    return ready[0] if ready else None
+
+
+def stamp(client: MlflowClient, version: ModelVersion, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(version.name, version.version, key, value)
+
+
+def promote(client: MlflowClient, version: ModelVersion) -> str:
+    """Move champion to the version, remembering the one it replaces; returns that one or ''."""
+    current = by_alias(client, version.name, CHAMPION)
+    previous = str(current.version) if current and current.version != version.version else ""
+    if previous:
+        stamp(client, version, {PREVIOUS: previous})
+    stamp(client, version, {f"{TAG}promoted_at": _now()})
+    client.set_registered_model_alias(version.name, CHAMPION, version.version)
+    return previous
+
+
+def rollback(client: MlflowClient, name: str, reason: str) -> tuple[str, str]:
+    """Move champion back to the version it replaced; returns (new champion, rolled-back version)."""
+    current = by_alias(client, name, CHAMPION)
+    if current is None:
+        raise BadInputError(f"model {name!r} has no champion to roll back")
+    previous = current.tags.get(PREVIOUS, "")
+    if not previous:
+        raise BadInputError(f"champion {name} v{current.version} has no previous champion to roll back to")
+    who, when = getpass.getuser(), _now()
+    stamp(
+        client,
+        current,
+        {f"{TAG}rolled_back_at": when, f"{TAG}rolled_back_by": who, f"{TAG}rollback_reason": reason},
+    )
+    restored = client.get_model_version(name, previous)
+    stamp(
+        client,
+        restored,
+        {f"{TAG}restored_at": when, f"{TAG}restored_by": who, f"{TAG}restore_reason": reason},
+    )
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    return previous, str(current.version)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""Runners execute the pipeline DAG (modelyard.pipeline) on this machine."""

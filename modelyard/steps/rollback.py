@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlflow
+
+from modelyard import registry
+from modelyard.contract import RollbackOutputs, RollbackParams
+
+
+def rollback(params: RollbackParams, work_dir: Path) -> RollbackOutputs:
+    restored, demoted = registry.rollback(mlflow.MlflowClient(), params.model_name, params.reason)
+    print(
+        f"{params.model_name}: champion moved back from v{demoted} to v{restored} ({params.reason})",
+        file=sys.stderr,
+    )
+    return RollbackOutputs(champion_version=restored, previous_version=demoted)

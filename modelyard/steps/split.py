@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from modelyard.config import PipelineConfig
+from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs
+from modelyard.data import load_dataset
+from modelyard.errors import BadInputError
+from modelyard.profile import profile_frame
+from modelyard.tracking import TAG, child_run
+
+log = logging.getLogger(__name__)
+PARTS = ("train", "validation", "test")
+
+
+def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
+    config = PipelineConfig.model_validate_json(params.config)
+    frame = load_dataset(config.dataset)
+    if config.label not in frame.columns:
+        raise BadInputError(
+            f"label column {config.label!r} not in dataset {config.dataset} (columns: {', '.join(map(str, frame.columns))})"
+        )
+    if frame.empty:
+        raise BadInputError(f"dataset {config.dataset} has no rows")
+    frame = canonical(frame)
+    digest = fingerprint(frame)
+    parts, stratified = split_frame(frame, config)
+    out = work_dir / SPLITS
+    out.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(PARTS, parts, strict=True):
+        part.to_parquet(out / f"{name}.parquet", index=False)
+    profile = profile_frame(frame, config.label)
+    summary = {"dataset": config.dataset, "fingerprint": digest, "rows": len(frame), "stratified": stratified}
+    summary |= {f"{name}_rows": len(part) for name, part in zip(PARTS, parts, strict=True)}
+    (out / "profile.json").write_text(json.dumps(profile, indent=1, sort_keys=True))
+    (out / "split.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    with child_run(params.run_id, "split", {f"{TAG}dataset_fingerprint": digest}):
+        mlflow.log_params({"dataset": config.dataset, "fingerprint": digest, "stratified": stratified})
+        mlflow.log_metrics({k: v for k, v in summary.items() if k.endswith("rows")})
+        mlflow.MlflowClient().set_tag(params.run_id, f"{TAG}dataset_fingerprint", digest)
+        mlflow.log_dict(profile, "profile.json")
+    return SplitOutputs(fingerprint=digest, rows=len(frame))
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in a content-defined order, so the split depends on the data and the seed only."""
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    order = np.argsort(_row_hashes(frame), kind="stable")
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[sorted(frame.columns)], index=False).to_numpy()
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the column names, dtypes and the sorted row hashes: same data, same id."""
+    schema = json.dumps({c: str(frame[c].dtype) for c in sorted(frame.columns)}, sort_keys=True)
+    digest = hashlib.sha256(schema.encode())
+    digest.update(np.sort(_row_hashes(frame)).tobytes())
+    return digest.hexdigest()
+
+
+def split_frame(frame: pd.DataFrame, config: PipelineConfig) -> tuple[list[pd.DataFrame], bool]:
+    fractions = config.fractions
+    labels = frame[config.label]
+    try:
+        return _split(
+            frame, fractions.train, fractions.test / (1 - fractions.train), config.seed, labels
+        ), True
+    except ValueError as exc:
+        counts = labels.value_counts()
+        log.warning(
+            "WARNING: cannot stratify (%s); the smallest class %r has %d rows. Splitting at random instead.",
+            exc,
+            counts.idxmin(),
+            counts.min(),
+        )
+        return _split(
+            frame, fractions.train, fractions.test / (1 - fractions.train), config.seed, None
+        ), False
+
+
+def _split(
+    frame: pd.DataFrame, train: float, test_of_rest: float, seed: int, labels: pd.Series | None
+) -> list[pd.DataFrame]:
+    train_part, rest = train_test_split(frame, train_size=train, random_state=seed, stratify=labels)
+    rest_labels = None if labels is None else labels.loc[rest.index]
+    validation, test = train_test_split(rest, test_size=test_of_rest, random_state=seed, stratify=rest_labels)
+    return [train_part, validation, test]

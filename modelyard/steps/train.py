@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+
+from modelyard import model
+from modelyard.config import PipelineConfig
+from modelyard.contract import TrainOutputs, TrainParams
+from modelyard.steps.validate import read_splits
+from modelyard.tracking import TAG, child_run
+
+MODEL_ARTIFACT = "candidate/model.skops"
+
+
+def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
+    config = PipelineConfig.model_validate_json(params.config)
+    candidate = model.Candidate.model_validate_json(params.candidate)
+    train_frame, validation_frame = read_splits(work_dir, "train", "validation")
+    features, labels = model.features_and_label(train_frame, config.label)
+    pipeline = model.build_pipeline(candidate, features, config.seed).fit(features, labels)
+    train_scores = model.score(pipeline, features, labels)
+    validation_scores = model.score(pipeline, *model.features_and_label(validation_frame, config.label))
+    metric = config.primary_metric
+    gap = train_scores[metric] - validation_scores[metric]
+    overfit = gap > config.thresholds.overfit_gap
+    tags = {f"{TAG}candidate": candidate.name, f"{TAG}overfit": str(overfit).lower()}
+    with child_run(params.run_id, candidate.name, tags) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({"estimator": candidate.estimator} | candidate.params)
+        mlflow.log_metrics(
+            {f"train_{k}": v for k, v in train_scores.items()}
+            | {f"val_{k}": v for k, v in validation_scores.items()}
+            | {"train_val_gap": gap}
+        )
+        model.save(pipeline, Path(tmp) / "model.skops")
+        mlflow.log_artifact(str(Path(tmp) / "model.skops"), Path(MODEL_ARTIFACT).parent.as_posix())
+    result = {
+        "name": candidate.name,
+        "run_id": run.info.run_id,
+        "score": validation_scores[metric],
+        "gap": gap,
+        "overfit": overfit,
+    }
+    return TrainOutputs(result=json.dumps(result))

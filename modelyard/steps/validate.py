@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from modelyard.checks import render, run_checks
+from modelyard.config import PipelineConfig
+from modelyard.contract import SPLITS, VALIDATION, PipelineStepParams, ValidateOutputs
+from modelyard.errors import BadInputError
+from modelyard.registry import reference_profile
+from modelyard.tracking import TAG, child_run, metric_key
+
+log = logging.getLogger(__name__)
+
+
+def read_splits(work_dir: Path, *parts: str) -> list[pd.DataFrame]:
+    return [pd.read_parquet(work_dir / SPLITS / f"{part}.parquet") for part in parts]
+
+
+def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
+    config = PipelineConfig.model_validate_json(params.config)
+    frame = pd.concat(read_splits(work_dir, "train", "validation", "test"), ignore_index=True)
+    reference = reference_profile(mlflow.MlflowClient(), config.model_name)
+    source = (
+        f"champion of {config.model_name}"
+        if reference
+        else "none (no champion yet): schema, label and value checks only"
+    )
+    findings, drift = run_checks(frame, config, reference)
+    errors = [f for f in findings if f.severity == "error"]
+    status = "fail" if errors else ("warn" if findings else "pass")
+    report = render(findings, drift, source)
+    out = work_dir / VALIDATION
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "status": status,
+        "reference": source,
+        "findings": [f.as_dict() for f in findings],
+        "psi": drift,
+    }
+    (out / "report.json").write_text(json.dumps(payload, indent=1))
+    (out / "report.txt").write_text(report + "\n")
+    print(report, file=sys.stderr)
+    with child_run(params.run_id, "validate", {f"{TAG}validation": status}):
+        mlflow.log_metrics(
+            {"errors": len(errors), "warnings": len(findings) - len(errors)}
+            | {metric_key(f"psi_{c}"): v for c, v in drift.items()}
+        )
+        mlflow.log_artifacts(str(out), "validation")
+        if errors:
+            mlflow.set_tag(f"{TAG}failure", errors[0].message)
+    if errors:
+        more = f" (and {len(errors) - 1} more, see {out / 'report.txt'})" if len(errors) > 1 else ""
+        raise BadInputError(f"data validation failed: {errors[0].message}{more}")
+    return ValidateOutputs(status=status)
