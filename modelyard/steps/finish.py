@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mlflow
 
+from modelyard import alerts
 from modelyard.contract import FinishOutputs, FinishParams
 from modelyard.tracking import TAG
 
@@ -11,6 +12,10 @@ STATUSES = {"Succeeded": "FINISHED", "Failed": "FAILED", "Error": "FAILED"}
 
 
 def finish(params: FinishParams, work_dir: Path) -> FinishOutputs:
+    if params.status != "Succeeded":
+        why = f": {params.message[:300]}" if params.message else ""
+        run = f" (MLflow run {params.run_id})" if params.run_id else ""
+        alerts.send(f"training run {params.status.lower()}{run}{why}")
     if not params.run_id:
         return FinishOutputs(status="no parent run to close")
     client = mlflow.MlflowClient()

@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 from mlflow.models import infer_signature
 
-from modelyard import model
+from modelyard import alerts, model
 from modelyard.config import PipelineConfig
 from modelyard.contract import EVALUATION, SPLITS, PipelineStepParams, RegisterOutputs
 from modelyard.registry import (
@@ -56,6 +56,7 @@ def register(params: PipelineStepParams, work_dir: Path) -> RegisterOutputs:
         note = f"promoted v{registered.version} to {CHAMPION}" + (
             f" (previous champion v{previous})" if previous else ""
         )
+        alerts.send(f"{config.model_name}: {note}")
     else:
         note = f"v{registered.version} rejected: " + "; ".join(evaluation["reasons"])
     print(note, file=sys.stderr)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import mlflow
 
-from modelyard import registry
+from modelyard import alerts, registry
 from modelyard.contract import RollbackOutputs, RollbackParams
 
 
@@ -15,4 +15,5 @@ def rollback(params: RollbackParams, work_dir: Path) -> RollbackOutputs:
         f"{params.model_name}: champion moved back from v{demoted} to v{restored} ({params.reason})",
         file=sys.stderr,
     )
+    alerts.send(f"{params.model_name}: champion rolled back from v{demoted} to v{restored} ({params.reason})")
     return RollbackOutputs(champion_version=restored, previous_version=demoted)
