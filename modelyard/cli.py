@@ -190,5 +190,37 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
     click.echo(outputs.model_dump_json())
 
 
+@main.command()
+@options_from(STEPS["monitor"].params)
+@tracking_option
+@click.option(
+    "--retrain", is_flag=True, help="Run the training pipeline on the batch when the verdict is retrain."
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".modelyard/runs"),
+    show_default=True,
+    help="Where the retraining run keeps its artifacts.",
+)
+def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: Any) -> None:
+    """Check a batch of recent data for drift and the champion for decay; exit 0 whatever the verdict."""
+    from modelyard.steps.monitor import check
+    from modelyard.tracking import configure
+
+    uri = configure(tracking_uri)
+    outputs, table = check(STEPS["monitor"].params(**params))
+    click.echo(table)
+    click.echo(f"verdict: {outputs.verdict}  (MLflow run {outputs.run_id})")
+    if retrain and outputs.verdict == "retrain":
+        from modelyard.runner.local import run_pipeline
+        from modelyard.runner.summary import summarize
+
+        click.echo(f"retraining {params['model_name']} on {params['dataset']}", err=True)
+        inputs = PrepareParams(config=outputs.config, dataset=outputs.dataset).model_dump()
+        result = run_pipeline(inputs, work_dir)
+        click.echo(summarize(result, params["model_name"], uri))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -63,6 +63,52 @@ class Thresholds(_Strict):
         return self
 
 
+class MonitorThresholds(_Strict):
+    """Every number a monitoring check is judged by; each one is also a `modelyard monitor` flag."""
+
+    min_rows: int = Field(
+        200, ge=1, description="fewest batch rows a check accepts: PSI on smaller samples is mostly noise"
+    )
+    drift_warn: float = Field(
+        0.1, ge=0, description="PSI beyond sampling noise at which a feature's drift warns"
+    )
+    drift_alert: float = Field(
+        0.25, ge=0, description="PSI beyond sampling noise at which a feature's drift calls for retraining"
+    )
+    null_warn: float = Field(
+        0.05, ge=0, le=1, description="change in a column's share of missing values that warns"
+    )
+    null_alert: float = Field(
+        0.1, ge=0, le=1, description="change in a column's share of missing values that calls for retraining"
+    )
+    unseen_warn: float = Field(
+        0.01, ge=0, le=1, description="share of values in never-seen categories that warns"
+    )
+    unseen_alert: float = Field(
+        0.05, ge=0, le=1, description="share of values in never-seen categories that calls for retraining"
+    )
+    decay_tolerance: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="largest drop of a champion test metric on a labelled batch before retraining",
+    )
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> MonitorThresholds:
+        for kind in ("drift", "null", "unseen"):
+            if getattr(self, f"{kind}_warn") > getattr(self, f"{kind}_alert"):
+                raise ValueError(f"{kind}_warn must not exceed {kind}_alert")
+        return self
+
+
+def load_monitor_thresholds(values: dict[str, Any]) -> MonitorThresholds:
+    try:
+        return MonitorThresholds.model_validate(values)
+    except ValidationError as exc:
+        raise BadInputError(f"invalid monitoring thresholds: {_describe(exc)}") from exc
+
+
 class ColumnExpectation(_Strict):
     kind: Literal["numeric", "categorical"] | None = None
     min: float | None = None

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from modelyard.config import flat_fields
+from modelyard.config import MonitorThresholds, PipelineConfig, flat_fields
 from modelyard.errors import ExitCode
 
 # Where a container keeps its artifacts; Argo mounts each artifact at WORK_DIR/<artifact name>.
@@ -102,6 +102,30 @@ class RollbackParams(StepParams):
     reason: str = Field("manual rollback", description="why, recorded on the versions")
 
 
+MONITOR_EXPERIMENT: Final = "modelyard-monitoring"
+
+MonitorParams = create_model(
+    "MonitorParams",
+    __base__=StepParams,
+    dataset=(
+        str,
+        Field(description="batch of recent data: a dataset URI; with the label column, decay is checked too"),
+    ),
+    model_name=(
+        str,
+        Field(
+            PipelineConfig.model_fields["model_name"].default,
+            description="registered model whose champion is watched",
+        ),
+    ),
+    experiment=(str, Field(MONITOR_EXPERIMENT, description="MLflow experiment of the monitoring runs")),
+    **{
+        name: (info.annotation, Field(info.default, description=info.description))
+        for name, info in MonitorThresholds.model_fields.items()
+    },
+)
+
+
 class PrepareOutputs(BaseModel):
     run_id: str
     run_url: str
@@ -143,6 +167,13 @@ class FinishOutputs(BaseModel):
 class RollbackOutputs(BaseModel):
     champion_version: str
     previous_version: str
+
+
+class MonitorOutputs(BaseModel):
+    verdict: str  # ok, warn or retrain: what a scheduler branches on
+    run_id: str
+    dataset: str  # the batch, for a retraining run
+    config: str  # the champion's training config with the batch as dataset, for a retraining run
 
 
 @dataclass(frozen=True)
@@ -225,6 +256,12 @@ STEPS: Final[dict[str, Step]] = {
             "Move the champion alias back to the previous champion.",
             RollbackParams,
             RollbackOutputs,
+        ),
+        _step(
+            "monitor",
+            "Check a batch for drift against the champion's data and for decay; verdict ok, warn or retrain.",
+            MonitorParams,
+            MonitorOutputs,
         ),
     )
 }

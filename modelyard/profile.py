@@ -5,6 +5,8 @@ A profile is plain JSON so it can be stored with a model version and read by val
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,7 @@ import pandas as pd
 DECILES = np.linspace(0.1, 0.9, 9)
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 OTHER = "__other__"
+UNSEEN = "(unseen)"  # the bin of categories the reference never saw
 EPSILON = 1e-4  # keeps PSI finite when a bin is empty on one side
 
 
@@ -77,6 +80,25 @@ def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 def psi(reference: dict[str, Any], series: pd.Series) -> float | None:
     """Population stability index of a column against its reference profile (None: not comparable)."""
+    compared = distributions(reference, series)
+    return None if compared is None else compared.psi()
+
+
+@dataclass(frozen=True)
+class Distributions:
+    """A column's shares over its reference bins (numeric) or categories + unseen (categorical)."""
+
+    bins: list[str]
+    expected: np.ndarray
+    actual: np.ndarray
+    rows: int  # non-null values compared
+
+    def psi(self) -> float:
+        return _psi(self.expected, self.actual)
+
+
+def distributions(reference: dict[str, Any], series: pd.Series) -> Distributions | None:
+    """The reference and current shares per bin (None: no values, or the kinds differ)."""
     values = series.dropna()
     if values.empty:
         return None
@@ -86,7 +108,11 @@ def psi(reference: dict[str, Any], series: pd.Series) -> float | None:
         finite = values.to_numpy(dtype=float)
         finite = finite[np.isfinite(finite)]
         edges = np.asarray(reference["bins"], dtype=float)
-        return _psi(np.asarray(reference["bin_fractions"]), _bin_fractions(finite, edges))
+        labels = [f"< {edges[0]:.4g}"] if edges.size else ["all"]
+        labels += [f"{a:.4g} to {b:.4g}" for a, b in itertools.pairwise(edges)]
+        labels += [f">= {edges[-1]:.4g}"] if edges.size else []
+        expected = np.asarray(reference["bin_fractions"], dtype=float)
+        return Distributions(labels, expected, _bin_fractions(finite, edges), int(finite.size))
     categories = reference["categories"]
     shares = values.astype(str).value_counts(normalize=True)
     expected = np.array([*categories.values(), 0.0])
@@ -94,7 +120,17 @@ def psi(reference: dict[str, Any], series: pd.Series) -> float | None:
         [float(shares.get(k, 0.0)) for k in categories]
         + [float(shares.drop(list(categories), errors="ignore").sum())]
     )
-    return _psi(expected, actual)
+    return Distributions([*categories, UNSEEN], expected, actual, len(values))
+
+
+def psi_noise(expected: np.ndarray, rows: int, reference_rows: float) -> float:
+    """Expected PSI between two samples of one distribution: (bins - 1) * (1/rows + 1/reference_rows).
+
+    PSI is close to a chi-square statistic divided by the sample size, so pure sampling noise
+    averages (k - 1)/n per sample; small batches look drifted unless this is subtracted.
+    """
+    degrees = max(int(np.count_nonzero(expected > 0)) - 1, 0)
+    return degrees * (1 / max(rows, 1) + (1 / reference_rows if reference_rows > 0 else 0.0))
 
 
 def unseen_share(reference: dict[str, Any], series: pd.Series) -> tuple[float, list[str]]:

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from modelyard import alerts, model
+from modelyard.config import MonitorThresholds, load_config, load_monitor_thresholds
+from modelyard.contract import MonitorOutputs, MonitorParams
+from modelyard.data import load_dataset
+from modelyard.errors import BadInputError
+from modelyard.monitor import (
+    DECAY_METRICS,
+    OK,
+    VERDICTS,
+    MetricDecay,
+    Report,
+    check_batch,
+    conclude,
+    decay,
+    drift,
+    plot,
+    render,
+)
+from modelyard.registry import CHAMPION, PROFILE_PATH, by_alias, reference_profile
+from modelyard.tracking import TAG, experiment_id, lineage_tags, metric_key
+
+log = logging.getLogger(__name__)
+
+
+def monitor(params: MonitorParams, work_dir: Path) -> MonitorOutputs:
+    outputs, table = check(params)
+    print(table, file=sys.stderr)
+    return outputs
+
+
+def check(params: MonitorParams) -> tuple[MonitorOutputs, str]:
+    """Drift and decay of the champion on the batch, logged to MLflow; the outputs and the table."""
+    limits = load_monitor_thresholds({name: getattr(params, name) for name in MonitorThresholds.model_fields})
+    client = mlflow.MlflowClient()
+    name = params.model_name
+    champion = by_alias(client, name, CHAMPION)
+    if champion is None:
+        raise BadInputError(
+            f"model {name!r} has no {CHAMPION} to monitor yet: train one first (modelyard run --model-name {name})"
+        )
+    reference = reference_profile(client, name)
+    if reference is None:
+        raise BadInputError(
+            f"champion {name} v{champion.version} has no data profile ({PROFILE_PATH}): retrain it with this modelyard"
+        )
+    frame = load_dataset(params.dataset)
+    frame.columns = [str(c) for c in frame.columns]
+    check_batch(frame, reference, limits)
+    decays, note = champion_decay(champion, frame, reference, limits)
+    report = conclude(Report(len(frame), drift(frame, reference, limits), decays, note), limits)
+    table = render(report, f"Monitoring {name} v{champion.version} ({CHAMPION}) on {params.dataset}")
+    run_id = log_report(params, champion, report, table)
+    if report.verdict != OK:
+        shown = "; ".join(report.reasons[:3]) + (" ..." if len(report.reasons) > 3 else "")
+        alerts.send(
+            f"{name} v{champion.version}: monitoring says {report.verdict.upper()} on {params.dataset}: {shown}"
+        )
+    config = retrain_config(champion, params.dataset, reference["label"])
+    return MonitorOutputs(verdict=report.verdict, run_id=run_id, dataset=params.dataset, config=config), table
+
+
+def champion_decay(
+    champion: ModelVersion, frame: pd.DataFrame, reference: dict[str, Any], limits: MonitorThresholds
+) -> tuple[list[MetricDecay], str]:
+    """Score the champion on the batch's labelled rows and compare with its recorded test metrics."""
+    label = reference["label"]
+    if label not in frame.columns:
+        return [], f"no {label!r} column in the batch: drift checked, decay not"
+    labelled = frame.loc[frame[label].notna(), [*reference["columns"], label]]
+    if len(labelled) < limits.min_rows:
+        return [], f"{len(labelled)} labelled rows (min {limits.min_rows}): decay not checked"
+    recorded = {
+        m: float(champion.tags[f"{TAG}test_{m}"]) for m in DECAY_METRICS if f"{TAG}test_{m}" in champion.tags
+    }
+    if not recorded:
+        return [], f"v{champion.version} has no recorded test metrics: decay not checked"
+    pipeline = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
+    try:
+        current = model.score(pipeline, *model.features_and_label(labelled, label))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadInputError(f"champion v{champion.version} cannot score the batch: {exc}") from exc
+    return decay(recorded, current, limits.decay_tolerance), f"{len(labelled):,} labelled rows scored"
+
+
+def log_report(params: MonitorParams, champion: ModelVersion, report: Report, table: str) -> str:
+    """One run in the monitoring experiment: metrics per feature, report.json/txt, a plot per drift."""
+    tags = lineage_tags() | {
+        f"{TAG}step": "monitor",
+        f"{TAG}model_name": champion.name,
+        f"{TAG}champion_version": str(champion.version),
+        f"{TAG}dataset": params.dataset,
+        f"{TAG}verdict": report.verdict,
+    }
+    metrics: dict[str, float] = {
+        "rows": report.rows,
+        "drifted_features": len(report.drifted()),
+        "verdict": VERDICTS.index(report.verdict),
+    }
+    for f in report.features:
+        metrics[metric_key(f"null_change_{f.column}")] = f.null_change
+        if f.psi is not None:
+            metrics[metric_key(f"psi_{f.column}")] = f.psi
+            metrics[metric_key(f"psi_adjusted_{f.column}")] = f.psi_adjusted or 0.0
+        if f.kind == "categorical":
+            metrics[metric_key(f"unseen_{f.column}")] = f.unseen_share
+    for d in report.decay:
+        metrics |= {f"batch_{d.metric}": d.current, f"drop_{d.metric}": d.drop}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "report.json").write_text(json.dumps(report.as_dict(), indent=1))
+        (out / "report.txt").write_text(table + "\n")
+        for feature in report.drifted():
+            if feature.bins:
+                (out / "plots").mkdir(exist_ok=True)
+                plot(feature, out / "plots" / f"{_file_name(feature.column)}.png")
+        with mlflow.start_run(
+            experiment_id=experiment_id(params.experiment), run_name=f"{champion.name}-monitor", tags=tags
+        ) as run:
+            mlflow.log_params(params.model_dump())
+            mlflow.log_metrics(metrics)
+            mlflow.log_artifacts(tmp, "monitoring")
+    return run.info.run_id
+
+
+def retrain_config(champion: ModelVersion, dataset: str, label: str) -> str:
+    """The champion's training config with the batch as dataset: what a retraining run should use."""
+    fallback = {"model_name": champion.name, "label": label}
+    pipeline_run = champion.tags.get(f"{TAG}pipeline_run_id", "")
+    try:
+        config = mlflow.artifacts.load_dict(f"runs:/{pipeline_run}/config.json") if pipeline_run else fallback
+    except (MlflowException, OSError) as exc:
+        log.warning("champion's training config unavailable (%s); retraining with the defaults", exc)
+        config = fallback
+    try:
+        return load_config(json.dumps(config | {"dataset": dataset})).model_dump_json()
+    except BadInputError as exc:  # trained by an older modelyard whose config no longer validates
+        log.warning(
+            "champion's training config is not valid any more (%s); retraining with the defaults", exc
+        )
+        return load_config(json.dumps(fallback | {"dataset": dataset})).model_dump_json()
+
+
+def _file_name(column: str) -> str:
+    return re.sub(r"[^\w.-]", "_", column) or "column"
