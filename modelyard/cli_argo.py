@@ -1,0 +1,181 @@
+"""`modelyard compile` and `modelyard submit`: the Argo Workflows commands (need `modelyard[argo]`)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+import click
+
+from modelyard.contract import PrepareParams, kebab
+from modelyard.errors import BadInputError, ModelyardError, TransientError
+
+TEMPLATE: Final = "modelyard-train"
+DONE: Final = ("Succeeded", "Failed", "Error")
+SOURCE_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+def _workflows(module: str) -> ModuleType:
+    """Import workflows.<module>: installed with the package, or from the source tree beside it."""
+    try:
+        importlib.import_module("hera")
+    except ModuleNotFoundError as exc:
+        raise BadInputError("Argo support needs Hera: pip install 'modelyard[argo]'") from exc
+    if (SOURCE_ROOT / "workflows" / "__init__.py").exists() and str(SOURCE_ROOT) not in sys.path:
+        sys.path.insert(0, str(SOURCE_ROOT))
+    try:
+        return importlib.import_module(f"workflows.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("workflows", f"workflows.{module}"):
+            raise
+        raise BadInputError("the `workflows` package is missing; run from a modelyard source tree") from exc
+
+
+@click.command("compile")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write here instead of workflows/manifests/ and charts/modelyard/files/workflows/.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; fail if the committed YAML is out of date.")
+def compile_command(out: Path | None, check: bool) -> None:
+    """Write the Argo manifests (WorkflowTemplates, CronWorkflow) generated from the contract."""
+    compile_ = _workflows("compile")
+    dirs = [out] if out else list(compile_.DEFAULT_DIRS)
+    if check:
+        stale = compile_.stale(dirs)
+        if stale:
+            names = ", ".join(str(p) for p in stale)
+            raise ModelyardError(f"manifests are out of date: {names}; run `make manifests` and commit")
+        click.echo("manifests are up to date")
+        return
+    for path in compile_.write(dirs):
+        click.echo(path)
+
+
+def _param_options(command: Any) -> Any:
+    """One string option per pipeline setting, like `modelyard run`; validated before submitting."""
+    for name, info in reversed(list(PrepareParams.model_fields.items())):
+        if name != "config":
+            command = click.option(f"--{kebab(name)}", name, help=info.description)(command)
+    return command
+
+
+def _server_url(server: str, secure: bool) -> str:
+    if server.startswith(("http://", "https://")):
+        return server
+    return f"{'https' if secure else 'http'}://{server}"
+
+
+@click.command("submit")
+@click.option(
+    "--argo-server", "-s", envvar="ARGO_SERVER", required=True, help="Argo Server host:port or URL."
+)
+@click.option("--token", envvar="ARGO_TOKEN", help="Bearer token (argo auth token).")
+@click.option("--namespace", "-n", envvar="ARGO_NAMESPACE", default="default", show_default=True)
+@click.option("--secure/--plaintext", envvar="ARGO_SECURE", default=True, help="https (default) or http.")
+@click.option("--insecure-skip-verify", "-k", envvar="ARGO_INSECURE_SKIP_VERIFY", is_flag=True)
+@click.option("--template", default=TEMPLATE, show_default=True, help="WorkflowTemplate to submit.")
+@click.option("--service-account", help="Run the pods as this ServiceAccount [default: the template's].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML config file.")
+@_param_options
+@click.option("--image", help="Trainer image [default: the template's].")
+@click.option("--tracking-uri", help="MLflow URL as seen from the pods [default: the template's].")
+@click.option("--wait", is_flag=True, help="Poll until the workflow ends; show its status and outputs.")
+@click.option("--poll-seconds", type=click.IntRange(1), default=5, show_default=True)
+def submit_command(
+    argo_server: str,
+    token: str | None,
+    namespace: str,
+    secure: bool,
+    insecure_skip_verify: bool,
+    template: str,
+    service_account: str | None,
+    config_file: Path | None,
+    image: str | None,
+    tracking_uri: str | None,
+    wait: bool,
+    poll_seconds: int,
+    **overrides: str | None,
+) -> None:
+    """Create a Workflow from the training WorkflowTemplate (like `argo submit --from`)."""
+    from hera.workflows import WorkflowsService
+    from hera.workflows.models import SubmitOpts, WorkflowSubmitRequest
+
+    from modelyard.config import read_config_file
+
+    _workflows("common")  # fails early, with the install hint, when Hera is missing
+    parameters = _parameters(read_config_file(config_file), overrides)
+    parameters |= {k: v for k, v in (("image", image), ("tracking-uri", tracking_uri)) if v}
+    host = _server_url(argo_server, secure)
+    service = WorkflowsService(
+        host=host, token=token, namespace=namespace, verify_ssl=not insecure_skip_verify
+    )
+    request = WorkflowSubmitRequest(
+        namespace=namespace,
+        resource_kind="WorkflowTemplate",
+        resource_name=template,
+        submit_options=SubmitOpts(
+            parameters=[f"{k}={v}" for k, v in parameters.items()], service_account=service_account
+        ),
+    )
+    workflow = _call(lambda: service.submit_workflow(request), template, namespace)
+    name = workflow.metadata.name
+    click.echo(f"submitted {namespace}/{name}")
+    if wait:
+        _wait(service, name, namespace, poll_seconds)
+
+
+def _parameters(config_text: str, overrides: dict[str, str | None]) -> dict[str, str]:
+    """Only what the user set, validated by the same model the prepare step uses."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        params = PrepareParams(config=config_text, **given)
+    except ValueError as exc:
+        raise BadInputError(f"invalid setting: {exc}") from exc
+    out = {kebab(k): str(getattr(params, k)) for k in given}
+    if config_text:
+        out["config"] = config_text
+    return out
+
+
+def _call(request: Any, template: str, namespace: str) -> Any:
+    """Run a WorkflowsService call; turn its failures into modelyard errors with the fix."""
+    import requests
+    from hera.exceptions import Forbidden, NotFound, Unauthorized
+
+    try:
+        return request()
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"cannot reach the Argo Server: {exc}") from exc
+    except (Unauthorized, Forbidden) as exc:
+        raise BadInputError(f"the Argo Server refused the token (--token/ARGO_TOKEN): {exc}") from exc
+    except NotFound as exc:
+        raise BadInputError(
+            f"{template} not found in namespace {namespace}: "
+            f"argo template create -n {namespace} workflows/manifests/train.yaml (or install the chart)"
+        ) from exc
+
+
+def _wait(service: Any, name: str, namespace: str, poll_seconds: int) -> None:
+    last = None
+    while True:
+        workflow = _call(lambda: service.get_workflow(name, namespace=namespace), name, namespace)
+        status = workflow.status
+        phase = (status.phase if status else None) or "Pending"
+        line = f"{phase} {status.progress or ''}".strip() if status else phase
+        if line != last:
+            click.echo(f"{name}: {line}")
+            last = line
+        if phase in DONE:
+            break
+        time.sleep(poll_seconds)
+    outputs = status.outputs.parameters if status and status.outputs else None
+    for param in outputs or []:
+        click.echo(f"  {param.name}: {param.value}")
+    if phase != "Succeeded":
+        raise ModelyardError(f"workflow {name} {phase}: {status.message or 'see argo get -n ' + namespace}")

@@ -1,0 +1,234 @@
+"""One container template per step, projected from the step contract.
+
+Everything step-specific (flags, inputs, outputs, artifacts, retry codes, env names) comes from
+`modelyard.contract`; this module only adds what Kubernetes needs: image, resources, deadlines,
+security context and the writable /tmp volume.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Collection, Iterable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Final, Literal, get_args, get_origin
+
+from hera.workflows import Artifact, Container, Env, Parameter, Resources, RetryStrategy
+from hera.workflows import models as m
+from hera.workflows.env_from import SecretEnvFrom
+
+from modelyard.contract import (
+    ENV_IMAGE,
+    ENV_TRACKING_URI,
+    ENV_WORKFLOW_NAME,
+    ENV_WORKFLOW_UID,
+    OUTPUTS_DIR,
+    RETRYABLE,
+    WORK_DIR,
+    Step,
+    StepParams,
+    kebab,
+)
+from modelyard.errors import ExitCode
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+def package_version() -> str:
+    """The modelyard version, the same whether or not the source tree is installed."""
+    pyproject = ROOT / "pyproject.toml"
+    if pyproject.exists():
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    try:
+        return version("modelyard")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+# Workflow parameters every template reads, besides the step parameters.
+IMAGE: Final = "image"
+TRACKING_URI: Final = "tracking-uri"
+DEFAULT_IMAGE: Final = f"modelyard-trainer:{package_version()}"
+DEFAULT_TRACKING_URI: Final = "http://modelyard-mlflow:5000"  # the chart's in-cluster MLflow Service
+SERVICE_ACCOUNT: Final = "modelyard-workflow"
+DATASET_SECRET: Final = "modelyard-dataset-s3"  # optional: AWS_* keys for s3:// datasets
+LABELS: Final = {"app.kubernetes.io/part-of": "modelyard"}
+
+UID: Final = 10001  # the trainer image's non-root user
+TMP_VOLUME: Final = "tmp"
+RETRY_LIMIT: Final = 3
+STEP_DEADLINE: Final = 15 * 60
+# Per-step overrides of the defaults below; anything not listed runs small.
+DEADLINES: Final[dict[str, int]] = {"train": 60 * 60, "evaluate": 30 * 60}
+SMALL: Final = Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
+LARGE: Final = Resources(cpu_request="500m", cpu_limit="2", memory_request="1Gi", memory_limit="4Gi")
+RESOURCES: Final[dict[str, Resources]] = {
+    "split": LARGE,
+    "validate": LARGE,
+    "train": LARGE,
+    "evaluate": LARGE,
+}
+
+
+def ref(expression: str) -> str:
+    """An Argo template tag: ref("item") == "{{item}}"."""
+    return "{{" + expression + "}}"
+
+
+def workflow_param(name: str) -> str:
+    return ref(f"workflow.parameters.{name}")
+
+
+def input_param(name: str) -> str:
+    return ref(f"inputs.parameters.{name}")
+
+
+def output_path(output: str) -> str:
+    return f"{WORK_DIR}/{OUTPUTS_DIR}/{kebab(output)}"
+
+
+def artifact_path(artifact: str) -> str:
+    return f"{WORK_DIR}/{artifact}"
+
+
+def retry_expression(codes: Iterable[ExitCode] = RETRYABLE) -> str:
+    """Argo retries a failed pod only when this is true: transient exit codes, never bad input."""
+    return " || ".join(f"asInt(lastRetry.exitCode) == {int(code)}" for code in codes)
+
+
+def platform_parameters(image: str = DEFAULT_IMAGE) -> list[Parameter]:
+    return [
+        Parameter(name=IMAGE, value=image, description="trainer image every step runs"),
+        Parameter(name=TRACKING_URI, value=DEFAULT_TRACKING_URI, description="MLflow tracking server URL"),
+    ]
+
+
+def params_as_arguments(model: type[StepParams], defaults: dict[str, Any] | None = None) -> list[Parameter]:
+    """Workflow parameters for every field of a params model; unset optional fields become ""."""
+    out = []
+    for name, info in model.model_fields.items():
+        param = Parameter(name=kebab(name), description=info.description, enum=_enum(info.annotation))
+        if name in (defaults or {}):
+            param.value = str((defaults or {})[name])
+        elif not info.is_required():  # a required field has no value: Argo asks for it at submit
+            param.value = "" if info.default is None else str(info.default)
+        out.append(param)
+    return out
+
+
+def _enum(annotation: Any) -> list[str] | None:
+    """Choices of a Literal (or Optional Literal) field, with "" for "keep the configured value"."""
+    for arg in (annotation, *get_args(annotation)):
+        if get_origin(arg) is Literal:
+            return ["", *map(str, get_args(arg))]
+    return None
+
+
+def pod_security_context() -> m.PodSecurityContext:
+    return m.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=UID,
+        run_as_group=UID,
+        fs_group=UID,
+        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def container_security_context() -> m.SecurityContext:
+    return m.SecurityContext(
+        allow_privilege_escalation=False,
+        privileged=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        capabilities=m.Capabilities(drop=["ALL"]),
+    )
+
+
+def tmp_volume() -> m.Volume:
+    """The only writable path of a read-only root filesystem: artifacts, outputs, HOME."""
+    return m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource(size_limit="2Gi"))
+
+
+def step_env() -> list[Env]:
+    return [
+        Env(name=ENV_TRACKING_URI, value=workflow_param(TRACKING_URI)),
+        Env(name=ENV_IMAGE, value=workflow_param(IMAGE)),
+        Env(name=ENV_WORKFLOW_NAME, value=ref("workflow.name")),
+        Env(name=ENV_WORKFLOW_UID, value=ref("workflow.uid")),
+        Env(name="HOME", value="/tmp"),  # libraries write caches under HOME; the root fs is read-only
+    ]
+
+
+def step_template(
+    step: Step,
+    *,
+    values: dict[str, str] | None = None,
+    global_outputs: Collection[str] = (),
+    synchronization: m.Synchronization | None = None,
+) -> Container:
+    """The container template that runs `modelyard step <name>` with every parameter as a flag.
+
+    values: fixed input values (the exit handler cannot be given arguments).
+    global_outputs: outputs also exported as workflow outputs, defaulting to "" when never written.
+    """
+    fields = list(step.params.model_fields)
+    args = ["step", kebab(step.name), "--work-dir", WORK_DIR]
+    for name in fields:
+        args += [f"--{kebab(name)}", input_param(kebab(name))]
+    inputs: list[Parameter | Artifact] = [
+        Parameter(name=kebab(n), value=values[n]) if values and n in values else Parameter(name=kebab(n))
+        for n in fields
+    ]
+    inputs += [Artifact(name=kebab(a), path=artifact_path(a)) for a in step.inputs]
+    outputs: list[Parameter | Artifact] = [
+        Parameter(
+            name=kebab(o),
+            value_from=m.ValueFrom(path=output_path(o), default="" if o in global_outputs else None),
+            global_name=kebab(o) if o in global_outputs else None,
+        )
+        for o in step.outputs.model_fields
+    ]
+    outputs += [Artifact(name=kebab(a), path=artifact_path(a)) for a in step.produces]
+    retryable = [code for code in RETRYABLE if code in step.exit_codes]
+    return Container(
+        name=kebab(step.name),
+        image=workflow_param(IMAGE),
+        command=["modelyard"],
+        args=args,
+        inputs=inputs,
+        outputs=outputs,
+        env=step_env(),
+        env_from=[SecretEnvFrom(name=DATASET_SECRET, optional=True)],
+        resources=RESOURCES.get(step.name, SMALL),
+        # IntOrString fields are written as strings: Argo's JSON schema types them as strings.
+        active_deadline_seconds=str(DEADLINES.get(step.name, STEP_DEADLINE)),
+        retry_strategy=RetryStrategy(
+            limit=str(RETRY_LIMIT),
+            retry_policy="Always",
+            expression=retry_expression(retryable),
+            backoff=m.Backoff(duration="15s", factor=m.IntOrString(root="2"), max_duration="10m"),
+        )
+        if retryable
+        else None,
+        security_context=container_security_context(),
+        volume_mounts=[m.VolumeMount(name=TMP_VOLUME, mount_path="/tmp")],
+        synchronization=synchronization,
+    )
+
+
+def champion_mutex() -> m.Synchronization:
+    """One lock per model name: registering and rolling back both move the `champion` alias."""
+    name = "modelyard-champion-" + workflow_param("model-name")
+    return m.Synchronization(mutexes=[m.Mutex(name=name)])
+
+
+def workflow_spec_defaults() -> dict[str, Any]:
+    """Spec fields every modelyard WorkflowTemplate shares (keyword arguments for Hera)."""
+    return {
+        "service_account_name": SERVICE_ACCOUNT,
+        "security_context": pod_security_context(),
+        "volumes": [tmp_volume()],
+        "pod_gc": m.PodGC(strategy="OnPodSuccess"),
+        "ttl_strategy": m.TTLStrategy(seconds_after_success=24 * 3600, seconds_after_failure=7 * 24 * 3600),
+        "labels": dict(LABELS),
+    }

@@ -1,0 +1,104 @@
+"""WorkflowTemplate `modelyard-train`: the training DAG of `modelyard.pipeline.TRAINING` for Argo."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hera.workflows import DAG, Artifact, Parameter, Task, WorkflowTemplate
+
+from modelyard.contract import PrepareParams, kebab
+from modelyard.pipeline import EXIT_HANDLER, TRAINING, AllOutputs, Item, PipelineInput, Source, TaskOutput
+from modelyard.pipeline import Task as PipelineTask
+from workflows.common import (
+    champion_mutex,
+    params_as_arguments,
+    platform_parameters,
+    ref,
+    step_template,
+    workflow_param,
+    workflow_spec_defaults,
+)
+
+NAME: Final = "modelyard-train"
+ENTRYPOINT: Final = "pipeline"
+WORKFLOW_DEADLINE: Final = 4 * 3600
+# Step outputs that become workflow outputs (`argo get`, the UI, `modelyard submit --wait`).
+GLOBAL_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
+    "prepare": ("run_id", "run_url"),
+    "register": ("decision", "version", "champion_version"),
+}
+# The promotion step; it holds the per-model mutex around moving `champion`.
+PROMOTION: Final = "register"
+# The exit handler takes no arguments in Argo; its inputs are fixed to workflow variables.
+EXIT_VALUES: Final = {
+    "run_id": ref(f"workflow.outputs.parameters.{kebab('run_id')}"),
+    "status": ref("workflow.status"),
+    "message": ref("workflow.failures"),
+}
+
+
+def source_ref(source: Source) -> str:
+    """Where an argument comes from, as an Argo expression."""
+    match source:
+        case PipelineInput(name):
+            return workflow_param(kebab(name))
+        case TaskOutput(task, output) | AllOutputs(task, output):
+            # Argo aggregates an output of a fanned-out task into a JSON list of every instance's value.
+            return ref(f"tasks.{task}.outputs.parameters.{kebab(output)}")
+        case Item():
+            return ref("item")
+    raise TypeError(f"unknown argument source {source!r}")
+
+
+def dag_task(task: PipelineTask) -> Task:
+    global_outputs = GLOBAL_OUTPUTS.get(task.name, ())
+    template = step_template(
+        task.step,
+        global_outputs=global_outputs,
+        synchronization=champion_mutex() if task.name == PROMOTION else None,
+    )
+    arguments: list[Parameter | Artifact] = [
+        Parameter(name=kebab(name), value=source_ref(source)) for name, source in task.args.items()
+    ]
+    arguments += [
+        Artifact(name=kebab(art), from_=ref(f"tasks.{producer}.outputs.artifacts.{kebab(art)}"))
+        for art, producer in task.artifacts.items()
+    ]
+    return Task(
+        name=task.name,
+        template=template,
+        arguments=arguments,
+        with_param=source_ref(task.fan_out) if task.fan_out else None,
+        depends=" && ".join(task.depends_on()) or None,
+    )
+
+
+def _check() -> None:
+    steps = {t.name: t.step for t in TRAINING}
+    for task, outputs in GLOBAL_OUTPUTS.items():
+        missing = set(outputs) - set(steps[task].outputs.model_fields)
+        assert not missing, f"GLOBAL_OUTPUTS names outputs {task} does not have: {missing}"
+    assert set(EXIT_VALUES) == set(EXIT_HANDLER.params.model_fields), "EXIT_VALUES must cover FinishParams"
+    assert "run_id" in GLOBAL_OUTPUTS["prepare"], "the exit handler reads run-id from the workflow outputs"
+    assert "model_name" in PrepareParams.model_fields, "the promotion mutex is keyed by model-name"
+
+
+def build() -> WorkflowTemplate:
+    _check()
+    with WorkflowTemplate(
+        name=NAME,
+        entrypoint=ENTRYPOINT,
+        on_exit=kebab(EXIT_HANDLER.name),
+        arguments=params_as_arguments(PrepareParams) + platform_parameters(),
+        active_deadline_seconds=WORKFLOW_DEADLINE,
+        annotations={
+            "workflows.argoproj.io/description": "modelyard training: prepare, split, validate, "
+            "train candidates, select, evaluate, register.",
+        },
+        **workflow_spec_defaults(),
+    ) as template:
+        with DAG(name=ENTRYPOINT):
+            for task in TRAINING:
+                dag_task(task)
+        step_template(EXIT_HANDLER, values=EXIT_VALUES)
+    return template
