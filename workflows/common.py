@@ -52,6 +52,7 @@ DEFAULT_IMAGE: Final = f"modelyard-trainer:{package_version()}"
 DEFAULT_TRACKING_URI: Final = "http://modelyard-mlflow:5000"  # the chart's in-cluster MLflow Service
 SERVICE_ACCOUNT: Final = "modelyard-workflow"
 DATASET_SECRET: Final = "modelyard-dataset-s3"  # optional: AWS_* keys for s3:// datasets
+ALERTS_SECRET: Final = "modelyard-alerts"  # optional: key MODELYARD_WEBHOOK_URL (modelyard.alerts)
 LABELS: Final = {"app.kubernetes.io/part-of": "modelyard"}
 
 UID: Final = 10001  # the trainer image's non-root user
@@ -198,7 +199,7 @@ def step_template(
         inputs=inputs,
         outputs=outputs,
         env=step_env(),
-        env_from=[SecretEnvFrom(name=DATASET_SECRET, optional=True)],
+        env_from=[SecretEnvFrom(name=s, optional=True) for s in (DATASET_SECRET, ALERTS_SECRET)],
         resources=RESOURCES.get(step.name, SMALL),
         # IntOrString fields are written as strings: Argo's JSON schema types them as strings.
         active_deadline_seconds=str(DEADLINES.get(step.name, STEP_DEADLINE)),
