@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Bring up a local kind cluster with Argo Workflows and the modelyard chart, in one command.
+# Needs Docker, kind, helm, kubectl and the internet (images, the Argo chart, MinIO sources).
+#
+# Usage: scripts/kind-up.sh
+# Env:   CLUSTER_NAME (modelyard), NAMESPACE (modelyard), ARGO_NAMESPACE (argo),
+#        ARGO_CHART_VERSION, SKIP_BUILD=1 to reuse images already built and loaded,
+#        TIMEOUT (10m) for each wait.
+# Idempotent: re-running keeps the cluster and upgrades both releases.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CLUSTER_NAME="${CLUSTER_NAME:-modelyard}"
+NAMESPACE="${NAMESPACE:-modelyard}"
+ARGO_NAMESPACE="${ARGO_NAMESPACE:-argo}"
+TIMEOUT="${TIMEOUT:-10m}"
+# argo-helm chart; images.tag in argo-values.yaml pins Argo Workflows v4.1.2 itself.
+ARGO_CHART_VERSION="${ARGO_CHART_VERSION:-2.0.4}"
+ARGO_HELM_REPO="https://argoproj.github.io/argo-helm"
+MINIO_RELEASE="RELEASE.2025-10-15T17-29-55Z"
+MINIO_IMAGE="modelyard/minio:${MINIO_RELEASE}"
+CHART_DIR="${REPO_ROOT}/charts/modelyard"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'kind-up: %s\n' "$*" >&2; exit 1; }
+
+for tool in docker kind helm kubectl; do
+  command -v "${tool}" >/dev/null 2>&1 || die "${tool} is required (see README: local cluster)"
+done
+docker info >/dev/null 2>&1 || die "the Docker engine is not reachable"
+
+log "kind cluster ${CLUSTER_NAME}"
+if kind get clusters | grep -qx "${CLUSTER_NAME}"; then
+  echo "cluster ${CLUSTER_NAME} exists; reusing it"
+else
+  kind create cluster --name "${CLUSTER_NAME}" --config "${REPO_ROOT}/scripts/kind-config.yaml" --wait "${TIMEOUT}"
+fi
+kubectl config use-context "kind-${CLUSTER_NAME}" >/dev/null
+kubectl create namespace "${NAMESPACE}" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# The chart's pods all meet Pod Security "restricted"; enforce it so a regression shows here.
+kubectl label namespace "${NAMESPACE}" --overwrite \
+  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
+
+log "Argo Workflows (chart ${ARGO_CHART_VERSION}) in namespace ${ARGO_NAMESPACE}"
+helm upgrade --install argo-workflows argo-workflows \
+  --repo "${ARGO_HELM_REPO}" --version "${ARGO_CHART_VERSION}" \
+  --namespace "${ARGO_NAMESPACE}" --create-namespace \
+  --values "${REPO_ROOT}/scripts/argo-values.yaml" \
+  --set "controller.workflowNamespaces={${NAMESPACE}}" \
+  --wait --timeout "${TIMEOUT}"
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  log "building images"
+  # build-images.sh prints KEY=VALUE tag lines last (MODELYARD_TRAINER_IMAGE, MODELYARD_MLFLOW_IMAGE).
+  build_output="$("${REPO_ROOT}/scripts/build-images.sh")"
+  docker build --tag "${MINIO_IMAGE}" --build-arg "MINIO_RELEASE=${MINIO_RELEASE}" "${REPO_ROOT}/images/minio"
+else
+  build_output="$("${REPO_ROOT}/scripts/build-images.sh" --print-tags)"
+fi
+trainer_image="$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"${build_output}" | tail -n1)"
+mlflow_image="$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"${build_output}" | tail -n1)"
+[[ -n "${trainer_image}" && -n "${mlflow_image}" ]] || die "build-images.sh printed no image tags"
+
+log "loading images into kind: ${trainer_image} ${mlflow_image} ${MINIO_IMAGE}"
+kind load docker-image --name "${CLUSTER_NAME}" "${trainer_image}" "${mlflow_image}" "${MINIO_IMAGE}"
+
+log "modelyard chart in namespace ${NAMESPACE}"
+helm upgrade --install modelyard "${CHART_DIR}" \
+  --namespace "${NAMESPACE}" \
+  --values "${CHART_DIR}/values-kind.yaml" \
+  --set "mlflow.image.repository=${mlflow_image%:*}" --set "mlflow.image.tag=${mlflow_image##*:}" \
+  --set "pipeline.image.repository=${trainer_image%:*}" --set "pipeline.image.tag=${trainer_image##*:}" \
+  --wait --wait-for-jobs --timeout "${TIMEOUT}"
+
+log "waiting for everything to be ready"
+for ns in "${ARGO_NAMESPACE}" "${NAMESPACE}"; do
+  kubectl -n "${ns}" wait --for=condition=Available deployment --all --timeout "${TIMEOUT}"
+  for sts in $(kubectl -n "${ns}" get statefulset -o name); do
+    kubectl -n "${ns}" rollout status "${sts}" --timeout "${TIMEOUT}"
+  done
+done
+helm test modelyard --namespace "${NAMESPACE}" --timeout "${TIMEOUT}"
+
+cat <<NEXT
+
+modelyard is up on kind cluster "${CLUSTER_NAME}".
+
+  MLflow UI:  kubectl -n ${NAMESPACE} port-forward svc/modelyard-mlflow 5000:5000   -> http://localhost:5000
+  Argo UI:    kubectl -n ${ARGO_NAMESPACE} port-forward svc/argo-workflows-server 2746:2746 -> http://localhost:2746
+  Train:      argo -n ${NAMESPACE} submit --from workflowtemplate/modelyard-train --watch
+  End to end: scripts/e2e-kind.sh
+  Tear down:  scripts/kind-down.sh
+NEXT

@@ -1,0 +1,173 @@
+"""Helpers for tests/test_chart.py: find the chart tools, render the chart, load the Argo schema.
+
+The tools are real binaries installed by `bash scripts/install-tools.sh` into `.tools/bin`
+(helm, kubernetes-validate, checkov, hadolint); a test that needs a missing one skips and says
+how to get it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+CHART_DIR: Final = REPO_ROOT / "charts" / "modelyard"
+TOOLS_BIN: Final = REPO_ROOT / ".tools" / "bin"
+ARGO_SCHEMA: Final = REPO_ROOT.parent / "shared" / "argo" / "workflows-v4.1.2.schema.json"
+INSTALL_HINT: Final = "run `bash scripts/install-tools.sh` (installs it into .tools/bin)"
+
+RELEASE: Final = "modelyard"
+NAMESPACE: Final = "modelyard"
+KUBERNETES_VERSION: Final = "1.33.0"
+
+# Scenario name -> values files (relative to the chart) rendered by the tests.
+SCENARIOS: Final = {
+    "default": [],
+    "kind": ["values-kind.yaml"],
+    "external": ["ci/external-values.yaml"],
+    "sqlite": ["ci/sqlite-values.yaml"],
+    "minimal": ["ci/minimal-values.yaml"],
+    "overrides": ["ci/overrides-values.yaml"],
+}
+
+POD_TEMPLATE_KINDS: Final = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def tool(name: str) -> str:
+    """Path of a chart tool: .tools/bin first, then PATH; skips the test when absent."""
+    local = TOOLS_BIN / name
+    if local.exists() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(name)
+    if found:
+        return found
+    pytest.skip(f"{name} is not installed; {INSTALL_HINT}")
+
+
+def run(args: list[str], *, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command, capturing text output; on failure with check=True, fail with its output.
+
+    .tools/bin leads PATH, so tools that shell out (checkov's helm framework runs helm) find ours.
+    """
+    env = {**os.environ, "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout[-8000:]}\n--- stderr ---\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def helm_template_args(values_files: Iterable[str] = (), sets: Iterable[str] = ()) -> list[str]:
+    """Arguments of `helm template` for the chart with values files (chart-relative) and --set pairs."""
+    args = [tool("helm"), "template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE]
+    for values_file in values_files:
+        args += ["--values", str(CHART_DIR / values_file)]
+    for pair in sets:
+        args += ["--set", pair]
+    return args
+
+
+def render_text(values_files: Iterable[str] = (), sets: Iterable[str] = ()) -> str:
+    """The chart rendered by the real helm binary, as YAML text."""
+    return run(helm_template_args(values_files, sets)).stdout
+
+
+def render(values_files: Iterable[str] = (), sets: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The chart rendered by the real helm binary, as a list of objects."""
+    return [doc for doc in yaml.safe_load_all(render_text(values_files, sets)) if doc]
+
+
+@functools.cache
+def render_scenario(name: str) -> tuple[dict[str, Any], ...]:
+    """Rendered objects of a named scenario (cached; tests get deep copies via `scenario`)."""
+    return tuple(render(SCENARIOS[name]))
+
+
+def scenario(name: str) -> list[dict[str, Any]]:
+    """A private copy of a scenario's rendered objects."""
+    return copy.deepcopy(list(render_scenario(name)))
+
+
+def is_argo(obj: dict[str, Any]) -> bool:
+    return str(obj.get("apiVersion", "")).startswith("argoproj.io/")
+
+
+def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """Objects of a kind (and name)."""
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(objs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(label, pod spec) of every Pod and every workload's pod template."""
+    for obj in objs:
+        label = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "Pod":
+            yield label, obj["spec"]
+        elif obj["kind"] in POD_TEMPLATE_KINDS:
+            yield label, obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "CronJob":
+            yield label, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def containers(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from spec.get("initContainers", [])
+    yield from spec.get("containers", [])
+
+
+def strict_argo_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Argo's schema with additionalProperties: false on every object definition listing properties."""
+    strict = copy.deepcopy(schema)
+    for definition in strict["definitions"].values():
+        if "properties" in definition and "additionalProperties" not in definition:
+            definition["additionalProperties"] = False
+    return strict
+
+
+@functools.cache
+def argo_validator(kind: str):
+    """A Draft 2020-12 validator for one Argo kind against the strict v4.1.2 schema."""
+    if not ARGO_SCHEMA.exists():
+        pytest.skip(
+            f"Argo schema not found at {ARGO_SCHEMA} (it lives in the project's shared/ folder, "
+            "beside the repository, and is not part of a clone)"
+        )
+    import jsonschema  # dev dependency
+
+    strict = strict_argo_schema(json.loads(ARGO_SCHEMA.read_text()))
+    wrapper = {
+        "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
+        "definitions": strict["definitions"],
+    }
+    return jsonschema.Draft202012Validator(wrapper)
+
+
+def decoded_secret(obj: dict[str, Any]) -> dict[str, str]:
+    """A Secret's data, base64-decoded, merged with its stringData."""
+    import base64
+
+    data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+    data.update(obj.get("stringData") or {})
+    return data
+
+
+def write_yaml(path: Path, objs: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump_all(objs, sort_keys=False))
+    return path
