@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Build the modelyard container images (trainer, mlflow) with version tags, never `latest`.
+#
+# Usage: scripts/build-images.sh [--offline] [--only trainer|mlflow] [--print-tags] [--lock]
+#   --print-tags  print the image tags (KEY=VALUE lines, the one source of the tags) and exit
+#   --offline     build on a local Debian bookworm base made with debootstrap (no registry
+#                 needed); implied when CI=true or when the default base cannot be pulled
+#   --only NAME   build one image
+#   --lock        regenerate requirements/*.lock with `uv pip compile` and exit
+# Env: MODELYARD_BASE_IMAGE (base image; default python:3.12-slim-bookworm),
+#      MODELYARD_IMAGE_PREFIX (default "modelyard/"), MODELYARD_IMAGE_TAG (default VERSION-SHA).
+# Prints the built tags last, as --print-tags does. Idempotent: the base image is cached by a
+# hash of its inputs and image layers by Docker's build cache.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEFAULT_BASE=python:3.12-slim-bookworm
+DEBIAN_SUITE=bookworm
+BASE_PACKAGES=python3,python3-venv,ca-certificates
+
+log() { echo "build-images: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+version() { sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO_ROOT/pyproject.toml" | head -n1; }
+revision() {
+    local rev
+    rev=$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
+    [[ -z $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] || rev+=-dirty
+    echo "$rev"
+}
+
+print_tags() {
+    local prefix=${MODELYARD_IMAGE_PREFIX-modelyard/} sha tag
+    sha=$(git -C "$REPO_ROOT" rev-parse --short=7 HEAD 2>/dev/null || echo nogit)
+    tag=${MODELYARD_IMAGE_TAG:-$(version)-$sha}
+    [[ $tag != latest ]] || die "refusing to tag images 'latest'"
+    echo "MODELYARD_TRAINER_IMAGE=${prefix}trainer:$tag"
+    echo "MODELYARD_MLFLOW_IMAGE=${prefix}mlflow:$tag"
+}
+
+lock() {
+    local uv=${UV:-$(command -v uv || echo "$REPO_ROOT/.venv/bin/uv")}
+    local args=(pip compile --universal --python-version 3.11 --generate-hashes --no-strip-extras
+        --custom-compile-command "scripts/build-images.sh --lock")
+    (cd "$REPO_ROOT" &&
+        "$uv" "${args[@]}" -o requirements/trainer.lock pyproject.toml &&
+        "$uv" "${args[@]}" -o requirements/mlflow-server.lock requirements/mlflow-server.in)
+}
+
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    log "installing $* with apt-get"
+    as_root apt-get update -q >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
+}
+
+ensure_docker() {
+    docker info >/dev/null 2>&1 && return
+    command -v dockerd >/dev/null || apt_install docker.io
+    if ! pgrep -x dockerd >/dev/null; then
+        log "starting dockerd (log: ${TMPDIR:-/tmp}/dockerd.log)"
+        # Detached, stdio closed: a caller capturing our output must not wait for dockerd.
+        as_root setsid dockerd </dev/null >"${TMPDIR:-/tmp}/dockerd.log" 2>&1 &
+    fi
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 1; done
+    die "Docker engine did not start; see ${TMPDIR:-/tmp}/dockerd.log"
+}
+
+# The first Debian mirror the host's apt uses (deb822 or one-line format).
+host_debian_mirror() {
+    local uri
+    uri=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*debian\/\?\)$/\1/p' \
+        /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+    [[ -n $uri ]] || uri=$(awk '$1 == "deb" && $3 ~ /^bookworm$/ {print $2; exit}' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null)
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# Host files that let builds inside the base reach the registries the way the host does:
+# CA bundle and extra CAs (TLS-intercepting egress), pip's global config (index, cert).
+host_trust_files() {
+    local f
+    for f in /etc/ssl/certs/ca-certificates.crt /usr/local/share/ca-certificates/* /etc/pip.conf; do
+        [[ -f $f ]] && echo "$f"
+    done
+    return 0
+}
+
+# Debian bookworm + python3 made with debootstrap and `docker import`; cached by input hash.
+make_base_image() {
+    local mirror hash tag rootfs proxy
+    mirror=$(host_debian_mirror)
+    proxy=$(apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p')
+    hash=$( { declare -f make_base_image; echo "$BASE_PACKAGES $mirror $proxy"; host_trust_files | xargs -r cat; } |
+        sha256sum | cut -c1-12)
+    tag=modelyard/debian-base:$DEBIAN_SUITE-$hash
+    if docker image inspect "$tag" >/dev/null 2>&1; then
+        log "base image $tag exists, skipping debootstrap"
+        echo "$tag"
+        return
+    fi
+    command -v debootstrap >/dev/null || apt_install debootstrap
+    rootfs=$(mktemp -d "${TMPDIR:-/tmp}/modelyard-rootfs.XXXXXX")
+    log "debootstrap $DEBIAN_SUITE from $mirror into $rootfs"
+    as_root env ${proxy:+http_proxy=$proxy} debootstrap --variant=minbase \
+        --include="$BASE_PACKAGES" "$DEBIAN_SUITE" "$rootfs" "$mirror" >&2
+    as_root mkdir -p "$rootfs/usr/local/share/ca-certificates"
+    while read -r f; do as_root cp "$f" "$rootfs$f"; done < <(host_trust_files)
+    [[ -z $proxy ]] || echo "Acquire::http::Proxy \"$proxy\";" |
+        as_root tee "$rootfs/etc/apt/apt.conf.d/01proxy" >/dev/null
+    # Docs, man pages and translations: ~50 MB no container reads.
+    as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+        "$rootfs"/var/log/* "$rootfs"/tmp/* "$rootfs"/usr/share/{doc,man,info,locale}/*
+    as_root tar -C "$rootfs" -c . | docker import \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["/bin/bash"]' - "$tag" >&2
+    as_root rm -rf "$rootfs"
+    echo "$tag"
+}
+
+# The base image: MODELYARD_BASE_IMAGE, else the official slim image, else (offline, CI, or
+# the official one not pullable) a debootstrap base.
+pick_base_image() {
+    local offline=$1
+    if [[ -n ${MODELYARD_BASE_IMAGE:-} ]]; then
+        echo "$MODELYARD_BASE_IMAGE"
+    elif [[ $offline == true || ${CI:-} == true ]]; then
+        make_base_image
+    elif docker image inspect "$DEFAULT_BASE" >/dev/null 2>&1 || docker pull "$DEFAULT_BASE" >&2; then
+        echo "$DEFAULT_BASE"
+    else
+        log "$DEFAULT_BASE is not reachable; making a local base image"
+        make_base_image
+    fi
+}
+
+build_image() {
+    local name=$1 tag=$2 base=$3 builder=(docker build) args=() v
+    # Docker's legacy builder when the buildx plugin is missing (docker.io on bookworm).
+    docker buildx version >/dev/null 2>&1 || builder=(env DOCKER_BUILDKIT=0 docker build)
+    # Forward the host's proxy and pip index settings, if any, to RUN steps.
+    for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL; do
+        [[ -z ${!v:-} ]] || args+=(--build-arg "$v=${!v}")
+    done
+    log "building $tag on $base"
+    "${builder[@]}" --network host -f "$REPO_ROOT/images/$name/Dockerfile" \
+        --build-arg "BASE_IMAGE=$base" \
+        --build-arg "VERSION=$(version)" \
+        --build-arg "REVISION=$(revision)" \
+        --build-arg "SOURCE=$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null || echo unknown)" \
+        "${args[@]}" -t "$tag" -t "${tag%:*}:$(version)" "$REPO_ROOT" >&2
+}
+
+main() {
+    local offline=${MODELYARD_OFFLINE:-false} only="" base
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --print-tags) print_tags; return ;;
+            --lock) lock; return ;;
+            --offline) offline=true ;;
+            --only) only=${2:?--only needs trainer or mlflow}; shift ;;
+            -h | --help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; return ;;
+            *) die "unknown argument $1 (see --help)" ;;
+        esac
+        shift
+    done
+    ensure_docker
+    base=$(pick_base_image "$offline")
+    local tags
+    tags=$(print_tags)
+    [[ $only == "" || $only == trainer ]] &&
+        build_image trainer "$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"$tags")" "$base"
+    [[ $only == "" || $only == mlflow ]] &&
+        build_image mlflow "$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"$tags")" "$base"
+    echo "$tags"
+}
+
+main "$@"
