@@ -604,6 +604,33 @@ def test_empty_cron_settings_keep_the_generated_schedule():
     assert cron["suspend"] is False
 
 
+def test_only_the_workflow_service_account_is_renamed(tmp_path):
+    import shutil
+
+    chart = tmp_path / "modelyard"
+    shutil.copytree(CHART_DIR, chart)
+    (chart / "files" / "workflows" / "other.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "WorkflowTemplate",
+                "metadata": {"name": "other"},
+                "spec": {
+                    "serviceAccountName": "modelyard-submitter",
+                    "entrypoint": "x",
+                    "templates": [{"name": "x", "suspend": {}}],
+                },
+            }
+        )
+    )
+    out = run(
+        [tool("helm"), "template", "x", str(chart), "--set", "serviceAccounts.workflow.name=ml-pipeline"]
+    ).stdout
+    objs = {o["metadata"]["name"]: o for o in yaml.safe_load_all(out) if o and is_argo(o)}
+    assert objs["other"]["spec"]["serviceAccountName"] == "modelyard-submitter"
+    assert objs["modelyard-train"]["spec"]["serviceAccountName"] == "ml-pipeline"
+
+
 def test_pipeline_can_be_switched_off_and_files_excluded():
     assert not [o for o in scenario("minimal") if is_argo(o)]
     objs = render(sets=["pipeline.exclude={rollback.yaml}"])

@@ -179,7 +179,9 @@ checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- if hasKey $cron "suspend" -}}{{- $_ = set $spec "suspend" $cron.suspend -}}{{- end -}}
 {{- $_ = set $spec "workflowSpec" $wfSpec -}}
 {{- end -}}
-{{- if or (not $wfSpec.workflowTemplateRef) (hasKey $wfSpec "serviceAccountName") -}}
+{{- /* The generator names the workflow account modelyard-workflow; other accounts (a future submitter) are left alone. */ -}}
+{{- $account := $wfSpec.serviceAccountName | default "" -}}
+{{- if or (eq $account "modelyard-workflow") (and (not $account) (not $wfSpec.workflowTemplateRef)) -}}
 {{- $_ = set $wfSpec "serviceAccountName" $.Values.serviceAccounts.workflow.name -}}
 {{- end -}}
 {{- $overrides := dict "image" (include "modelyard.image" (dict "image" $.Values.pipeline.image "appVersion" $.Chart.AppVersion)) "tracking-uri" (include "modelyard.trackingUri" $) -}}
