@@ -15,7 +15,8 @@ import click
 from pydantic import BaseModel
 
 from modelyard import __version__
-from modelyard.contract import OUTPUTS_DIR, STEPS, WORK_DIR, PrepareParams, Step, kebab
+from modelyard.cli_argo import compile_command, submit_command
+from modelyard.contract import OUTPUTS_DIR, STEPS, WORK_DIR, PrepareParams, Step, kebab, parse_params
 from modelyard.errors import ExitCode, ModelyardError, RejectedError
 
 
@@ -42,14 +43,16 @@ def _fail(ctx: click.Context, code: ExitCode, message: str) -> None:
     ctx.exit(int(code))
 
 
-def _click_type(annotation: Any) -> tuple[Any, bool]:
-    """(click type, optional) for a pydantic field annotation."""
+def _click_type(annotation: Any) -> tuple[Any, str | None]:
+    """(click type, metavar) for a pydantic field annotation."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1
     base = args[0] if optional else annotation
-    if typing.get_origin(base) is Literal:
-        return click.Choice([str(a) for a in typing.get_args(base)]), optional
-    return base, optional
+    choices = [str(a) for a in typing.get_args(base)] if typing.get_origin(base) is Literal else []
+    metavar = f"[{'|'.join(choices)}]" if choices else getattr(base, "__name__", "TEXT").upper()
+    if optional:  # Argo passes "" for an unset optional value: take text, the params model converts it
+        return click.STRING, metavar
+    return (click.Choice(choices) if choices else base), None
 
 
 def options_from(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
@@ -59,13 +62,14 @@ def options_from(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> Calla
         for name, info in reversed(list(model.model_fields.items())):
             if name in skip:
                 continue
-            kind, optional = _click_type(info.annotation)
+            kind, metavar = _click_type(info.annotation)
             required = info.is_required()
-            default = None if required or optional else info.default
+            default = None if required else info.default
             command = click.option(
                 f"--{kebab(name)}",
                 name,
                 type=kind,
+                metavar=metavar,
                 required=required,
                 default=default,
                 show_default=default not in (None, ""),
@@ -109,12 +113,16 @@ def main(verbose: bool) -> None:
     help="Where step artifacts are kept.",
 )
 @click.option("--parallel", type=click.IntRange(1), help="Candidates trained at once [default: CPU count].")
+@click.option(
+    "--image", help="Run each step in a container of this trainer image (needs Docker and an MLflow server)."
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when the challenger is rejected (for CI).")
 def run(
     config_file: Path | None,
     tracking_uri: str | None,
     work_dir: Path,
     parallel: int | None,
+    image: str | None,
     strict: bool,
     **overrides: Any,
 ) -> None:
@@ -125,9 +133,14 @@ def run(
     from modelyard.tracking import configure
 
     text = read_config_file(config_file)
-    inputs = PrepareParams(config=text, **overrides).model_dump()  # bad flags fail here, before any run
+    inputs = parse_params(PrepareParams, {"config": text, **overrides}).model_dump()  # fail before any run
     uri = configure(tracking_uri)
-    result = run_pipeline(inputs, work_dir, parallel=parallel)
+    if image:
+        from modelyard.runner.docker import DockerExecutor
+
+        result = run_pipeline(inputs, work_dir, execute=DockerExecutor(image, uri), parallel=parallel)
+    else:
+        result = run_pipeline(inputs, work_dir, parallel=parallel)
     model_name = json.loads(result.outputs["prepare"].config)["model_name"]
     click.echo(summarize(result, model_name, uri))
     if strict and result.outputs["register"].decision != "promote":
@@ -153,7 +166,7 @@ def _step_command(spec: Step) -> click.Command:
         from modelyard.tracking import configure
 
         configure(tracking_uri)
-        outputs = spec.run(spec.params(**params), work_dir)
+        outputs = spec.run(parse_params(spec.params, params), work_dir)
         write_outputs(outputs, work_dir / OUTPUTS_DIR)
         click.echo(outputs.model_dump_json())
 
@@ -186,7 +199,7 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
 
     configure(tracking_uri)
     spec = STEPS["rollback"]
-    outputs = spec.run(spec.params(**params), Path("."))
+    outputs = spec.run(parse_params(spec.params, params), Path("."))
     click.echo(outputs.model_dump_json())
 
 
@@ -209,7 +222,7 @@ def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: A
     from modelyard.tracking import configure
 
     uri = configure(tracking_uri)
-    outputs, table = check(STEPS["monitor"].params(**params))
+    outputs, table = check(parse_params(STEPS["monitor"].params, params))
     click.echo(table)
     click.echo(f"verdict: {outputs.verdict}  (MLflow run {outputs.run_id})")
     if retrain and outputs.verdict == "retrain":
@@ -221,6 +234,9 @@ def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: A
         result = run_pipeline(inputs, work_dir)
         click.echo(summarize(result, params["model_name"], uri))
 
+
+main.add_command(compile_command)
+main.add_command(submit_command)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -106,7 +106,7 @@ def load_monitor_thresholds(values: dict[str, Any]) -> MonitorThresholds:
     try:
         return MonitorThresholds.model_validate(values)
     except ValidationError as exc:
-        raise BadInputError(f"invalid monitoring thresholds: {_describe(exc)}") from exc
+        raise BadInputError(f"invalid monitoring thresholds: {describe_errors(exc)}") from exc
 
 
 class ColumnExpectation(_Strict):
@@ -170,7 +170,7 @@ def load_config(text: str = "", overrides: dict[str, Any] | None = None) -> Pipe
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise BadInputError(f"invalid config: {_describe(exc)}") from exc
+        raise BadInputError(f"invalid config: {describe_errors(exc)}") from exc
 
 
 def read_config_file(path: Path | None) -> str:
@@ -182,7 +182,7 @@ def read_config_file(path: Path | None) -> str:
         raise BadInputError(f"cannot read config file {path}: {exc.strerror}") from exc
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "config"

@@ -10,12 +10,12 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
-from modelyard.config import MonitorThresholds, PipelineConfig, flat_fields
-from modelyard.errors import ExitCode
+from modelyard.config import MonitorThresholds, PipelineConfig, describe_errors, flat_fields
+from modelyard.errors import BadInputError, ExitCode
 
 # Where a container keeps its artifacts; Argo mounts each artifact at WORK_DIR/<artifact name>.
 WORK_DIR: Final = "/tmp/modelyard"
@@ -27,6 +27,13 @@ ENV_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
 ENV_IMAGE: Final = "MODELYARD_IMAGE"
 ENV_WORKFLOW_NAME: Final = "MODELYARD_WORKFLOW_NAME"
 ENV_WORKFLOW_UID: Final = "MODELYARD_WORKFLOW_UID"
+# Variables a pod gets from optional Secrets (s3:// datasets, alerts); local containers inherit them.
+ENV_FROM_SECRETS: Final = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "MODELYARD_WEBHOOK_URL",
+)
 
 # Artifacts: directories passed between steps.
 SPLITS: Final = "splits"
@@ -45,6 +52,17 @@ STANDARD_EXITS: Final = (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.TRANSIENT)
 def kebab(name: str) -> str:
     """The outside name of a Python name: CLI flags, Argo parameters, output files."""
     return name.replace("_", "-")
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def parse_params(model: type[P], values: dict[str, Any]) -> P:
+    """Validate step parameters; a bad value is the caller's input error, not a crash."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise BadInputError(f"invalid parameters: {describe_errors(exc)}") from exc
 
 
 def _empty_is_none(value: Any) -> Any:

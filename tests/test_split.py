@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from modelyard.config import load_config
+from modelyard.contract import SPLITS, PipelineStepParams, PrepareParams
+from modelyard.errors import BadInputError
+from modelyard.steps.prepare import prepare
+from modelyard.steps.split import canonical, fingerprint, split
+
+
+def run_split(work_dir: Path, **settings: object) -> Path:
+    prepared = prepare(PrepareParams(**settings), work_dir)
+    split(PipelineStepParams(config=prepared.config, run_id=prepared.run_id), work_dir)
+    return work_dir / SPLITS
+
+
+def test_same_seed_and_data_give_byte_identical_splits(
+    tmp_path: Path, tracking_uri: str, customers_csv: Path
+) -> None:
+    first = run_split(tmp_path / "a", dataset=str(customers_csv), label="churn", seed=7)
+    second = run_split(tmp_path / "b", dataset=str(customers_csv), label="churn", seed=7)
+    for name in ("train.parquet", "validation.parquet", "test.parquet", "profile.json", "split.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_different_seed_gives_a_different_split(tmp_path: Path, tracking_uri: str) -> None:
+    first = run_split(tmp_path / "a", seed=1)
+    second = run_split(tmp_path / "b", seed=2)
+    assert (first / "train.parquet").read_bytes() != (second / "train.parquet").read_bytes()
+
+
+def test_split_is_70_15_15_and_stratified(tmp_path: Path, tracking_uri: str) -> None:
+    out = run_split(tmp_path)
+    parts = {name: pd.read_parquet(out / f"{name}.parquet") for name in ("train", "validation", "test")}
+    assert [len(p) for p in parts.values()] == [105, 22, 23]
+    for part in parts.values():
+        shares = part["target"].value_counts(normalize=True)
+        assert shares.max() - shares.min() < 0.1  # iris is balanced, so each split is too
+    summary = json.loads((out / "split.json").read_text())
+    assert summary["stratified"] is True and summary["rows"] == 150
+
+
+def test_fingerprint_ignores_row_order_but_not_values(customers_csv: Path) -> None:
+    frame = pd.read_csv(customers_csv)
+    shuffled = frame.sample(frac=1, random_state=3)
+    assert fingerprint(canonical(frame)) == fingerprint(canonical(shuffled))
+    changed = frame.copy()
+    changed.loc[0, "age"] += 1
+    assert fingerprint(canonical(frame)) != fingerprint(canonical(changed))
+
+
+def test_a_class_too_small_to_stratify_falls_back_with_a_warning(
+    tmp_path: Path, tracking_uri: str, customers_csv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = pd.read_csv(customers_csv)
+    frame.loc[0, "churn"] = "maybe"  # a class of one row cannot be stratified
+    path = tmp_path / "odd.csv"
+    frame.to_csv(path, index=False)
+    with caplog.at_level(logging.WARNING):
+        out = run_split(tmp_path / "w", dataset=str(path), label="churn")
+    assert "cannot stratify" in caplog.text and "'maybe'" in caplog.text
+    assert json.loads((out / "split.json").read_text())["stratified"] is False
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"dataset": "no-such-set"}, "unknown dataset 'no-such-set'"),
+        ({"dataset": "missing.csv"}, "dataset file not found: missing.csv"),
+        ({"dataset": "iris", "label": "species"}, "label column 'species' not in dataset iris"),
+        ({"dataset": "ftp://host/x.csv"}, "unsupported dataset URI"),
+    ],
+)
+def test_bad_datasets_fail_with_a_specific_message(
+    tmp_path: Path, tracking_uri: str, settings: dict[str, str], message: str
+) -> None:
+    with pytest.raises(BadInputError, match=message):
+        run_split(tmp_path, **settings)
+
+
+def test_an_unreadable_or_empty_file_is_bad_input(tmp_path: Path, tracking_uri: str) -> None:
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(BadInputError, match="cannot read dataset"):
+        run_split(tmp_path / "g", dataset=str(garbage))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("a,target\n")
+    with pytest.raises(BadInputError, match="has no rows"):
+        run_split(tmp_path / "e", dataset=str(empty))
+
+
+def test_config_rejects_unknown_keys_and_bad_values() -> None:
+    with pytest.raises(BadInputError, match=r"thresholds.min_acuracy: unknown key"):
+        load_config("thresholds:\n  min_acuracy: 0.9\n")
+    with pytest.raises(
+        BadInputError, match="fractions: Value error, train \\+ validation \\+ test must add up to 1"
+    ):
+        load_config("fractions: {train: 0.5, validation: 0.1, test: 0.1}")
+    with pytest.raises(BadInputError, match=r"search_space.random_forest: .*max_dept"):
+        from modelyard.model import expand_candidates
+
+        expand_candidates(load_config("search_space: {random_forest: {max_dept: [3]}}"))
+    assert load_config("", {"min_accuracy": 0.9, "seed": None}).thresholds.min_accuracy == 0.9
