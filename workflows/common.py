@@ -48,7 +48,7 @@ def package_version() -> str:
 # Workflow parameters every template reads, besides the step parameters.
 IMAGE: Final = "image"
 TRACKING_URI: Final = "tracking-uri"
-DEFAULT_IMAGE: Final = f"modelyard-trainer:{package_version()}"
+DEFAULT_IMAGE: Final = f"modelyard/trainer:{package_version()}"  # as scripts/build-images.sh tags it
 DEFAULT_TRACKING_URI: Final = "http://modelyard-mlflow:5000"  # the chart's in-cluster MLflow Service
 SERVICE_ACCOUNT: Final = "modelyard-workflow"
 DATASET_SECRET: Final = "modelyard-dataset-s3"  # optional: AWS_* keys for s3:// datasets
