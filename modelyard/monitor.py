@@ -7,6 +7,8 @@ data, scoring the model and MLflow logging live in `modelyard.steps.monitor`.
 Small batches: PSI between two samples of one distribution is about chi-square / n, so noise alone
 averages (bins - 1) * (1/n + 1/reference rows). The drift thresholds apply to PSI minus that
 expected noise (`psi_adjusted`), and batches under `min_rows` are refused rather than judged.
+Decay likewise: the tolerance applies to the drop beyond two standard errors of the difference
+between the batch score (bootstrapped) and the recorded test score (scaled to the test set's size).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class MetricDecay:
     metric: str
     recorded: float  # the champion's test score when it was registered
     current: float  # its score on the labelled rows of the batch
+    noise: float  # two standard errors of (recorded - current): drops this small are chance
     level: Level
 
     @property
@@ -160,22 +163,73 @@ def feature_drift(
     return result
 
 
-def decay(recorded: dict[str, float], current: dict[str, float], tolerance: float) -> list[MetricDecay]:
-    """Each metric both sides know; `alert` when the batch score fell more than the tolerance."""
+def decay(
+    recorded: dict[str, float], current: dict[str, float], noise: dict[str, float], tolerance: float
+) -> list[MetricDecay]:
+    """Each metric both sides know; `alert` when the batch score fell more than noise + tolerance."""
     result = []
     for metric in DECAY_METRICS:
         before, now = recorded.get(metric, math.nan), current.get(metric, math.nan)
         if math.isnan(before) or math.isnan(now):
             continue
-        result.append(MetricDecay(metric, before, now, "alert" if before - now > tolerance else OK))
+        spread = noise.get(metric, 0.0)
+        level: Level = "alert" if before - now - spread > tolerance else OK
+        result.append(MetricDecay(metric, before, now, spread, level))
     return result
+
+
+def scores(
+    labels: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> dict[str, float]:
+    """accuracy, macro F1 and one-vs-rest ROC AUC, as `modelyard.model.score` defines them."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    result = {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "f1_macro": float(f1_score(labels, predicted, average="macro")),
+        "roc_auc": math.nan,
+    }
+    if len(set(labels)) >= 2 and set(labels) <= set(classes):
+        if len(classes) == 2:
+            result["roc_auc"] = float(roc_auc_score(labels, proba[:, 1], labels=classes))
+        else:
+            result["roc_auc"] = float(roc_auc_score(labels, proba, multi_class="ovr", labels=classes))
+    return result
+
+
+def decay_noise(
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    test_rows: int | None,
+    *,
+    rounds: int = 100,
+    cap: int = 10_000,
+) -> dict[str, float]:
+    """Two standard errors of (test score - batch score) per metric.
+
+    The batch's standard error is bootstrapped (on at most `cap` rows, rescaled by sqrt(cap/n)); the
+    test score's is taken as the same spread scaled to the test set's size (unknown: the batch's).
+    """
+    rng = np.random.default_rng(0)
+    rows = len(labels)
+    size = min(rows, cap)
+    samples = [rng.integers(0, rows, size) for _ in range(rounds)]
+    spread = {}
+    for metric in DECAY_METRICS:
+        values = [scores(labels[i], predicted[i], proba[i], classes)[metric] for i in samples]
+        batch_se = float(np.nanstd(values)) * math.sqrt(size / rows) if not np.isnan(values).all() else 0.0
+        test_se = batch_se * math.sqrt(rows / (test_rows or rows))
+        spread[metric] = 2 * math.hypot(batch_se, test_se)
+    return spread
 
 
 def conclude(report: Report, limits: MonitorThresholds) -> Report:
     """The verdict: `retrain` on any alert, `warn` on any warning, else `ok`; with the reasons."""
     reasons = [reason for f in report.features for reason in f.reasons]
     reasons += [
-        f"champion {d.metric} fell {d.drop:.3f} ({d.recorded:.3f} -> {d.current:.3f}; tolerance {limits.decay_tolerance})"
+        f"champion {d.metric} fell {d.drop:.3f} ({d.recorded:.3f} -> {d.current:.3f}; noise {d.noise:.3f} + tolerance {limits.decay_tolerance})"
         for d in report.decay
         if d.level != OK
     ]
@@ -210,11 +264,11 @@ def render(report: Report, title: str) -> str:
             f"{f.null_change:>+7.3f}  {f.unseen_share:>6.1%}  {f.level.upper() if f.level != OK else OK}"
         )
     if report.decay:
-        lines.append(f"  {'metric':<{width}}  {'recorded':>11}  {'batch':>6}  {'drop':>6}")
+        lines.append(f"  {'metric':<{width}}  {'recorded':>11}  {'batch':>6}  {'drop':>6}  {'noise':>6}")
         for d in report.decay:
             status = d.level.upper() if d.level != OK else OK
             lines.append(
-                f"  {d.metric:<{width}}  {d.recorded:>11.4f}  {d.current:>6.4f}  {d.drop:>+6.3f}  {status}"
+                f"  {d.metric:<{width}}  {d.recorded:>11.4f}  {d.current:>6.4f}  {d.drop:>+6.3f}  {d.noise:>6.3f}  {status}"
             )
     lines.append(f"  decay: {report.decay_note}")
     lines += [f"  - {reason}" for reason in report.reasons]

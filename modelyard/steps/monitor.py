@@ -6,7 +6,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import mlflow
 import pandas as pd
@@ -27,14 +27,20 @@ from modelyard.monitor import (
     check_batch,
     conclude,
     decay,
+    decay_noise,
     drift,
     plot,
     render,
+    scores,
 )
 from modelyard.registry import CHAMPION, PROFILE_PATH, by_alias, reference_profile
 from modelyard.tracking import TAG, experiment_id, lineage_tags, metric_key
 
 log = logging.getLogger(__name__)
+# Retraining on drifted data must not be failed by the validate checks that compare it with the
+# champion's data (value ranges, unseen categories, PSI): that drift is why it runs. Schema, null and
+# label checks still apply, and drift still shows as validation warnings (psi_warn is kept).
+RETRAIN_THRESHOLDS: Final = {"max_out_of_range_fraction": 1.0, "psi_fail": 100.0}  # PSI stays < ~20
 
 
 def monitor(params: MonitorParams, work_dir: Path) -> MonitorOutputs:
@@ -90,11 +96,35 @@ def champion_decay(
     if not recorded:
         return [], f"v{champion.version} has no recorded test metrics: decay not checked"
     pipeline = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
+    features, labels = model.features_and_label(labelled, label)
     try:
-        current = model.score(pipeline, *model.features_and_label(labelled, label))
+        predicted, proba = pipeline.predict(features), pipeline.predict_proba(features)
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"champion v{champion.version} cannot score the batch: {exc}") from exc
-    return decay(recorded, current, limits.decay_tolerance), f"{len(labelled):,} labelled rows scored"
+    truth, classes = labels.to_numpy(), [str(c) for c in pipeline.classes_]
+    current = scores(truth, predicted, proba, classes)
+    noise = decay_noise(truth, predicted, proba, classes, _test_rows(champion))
+    return (
+        decay(recorded, current, noise, limits.decay_tolerance),
+        f"{len(labelled):,} labelled rows scored",
+    )
+
+
+def _test_rows(champion: ModelVersion) -> int | None:
+    """How many rows the champion's recorded test metrics came from (the split step's `test_rows`)."""
+    pipeline_run = champion.tags.get(f"{TAG}pipeline_run_id", "")
+    client = mlflow.MlflowClient()
+    try:
+        experiment = client.get_run(pipeline_run).info.experiment_id
+        runs = client.search_runs(
+            [experiment],
+            f"tags.mlflow.parentRunId = '{pipeline_run}' and tags.`{TAG}step` = 'split'",
+            max_results=1,
+        )
+    except MlflowException:
+        return None
+    rows = runs[0].data.metrics.get("test_rows") if runs else None
+    return int(rows) if rows else None
 
 
 def log_report(params: MonitorParams, champion: ModelVersion, report: Report, table: str) -> str:
@@ -138,7 +168,8 @@ def log_report(params: MonitorParams, champion: ModelVersion, report: Report, ta
 
 
 def retrain_config(champion: ModelVersion, dataset: str, label: str) -> str:
-    """The champion's training config with the batch as dataset: what a retraining run should use."""
+    """The champion's training config with the batch as dataset and the champion-relative data
+    checks relaxed (`RETRAIN_THRESHOLDS`): what a retraining run should use."""
     fallback = {"model_name": champion.name, "label": label}
     pipeline_run = champion.tags.get(f"{TAG}pipeline_run_id", "")
     try:
@@ -146,13 +177,12 @@ def retrain_config(champion: ModelVersion, dataset: str, label: str) -> str:
     except (MlflowException, OSError) as exc:
         log.warning("champion's training config unavailable (%s); retraining with the defaults", exc)
         config = fallback
+    overrides = {"dataset": dataset, **RETRAIN_THRESHOLDS}
     try:
-        return load_config(json.dumps(config | {"dataset": dataset})).model_dump_json()
+        return load_config(json.dumps(config), overrides).model_dump_json()
     except BadInputError as exc:  # trained by an older modelyard whose config no longer validates
-        log.warning(
-            "champion's training config is not valid any more (%s); retraining with the defaults", exc
-        )
-        return load_config(json.dumps(fallback | {"dataset": dataset})).model_dump_json()
+        log.warning("champion's training config is not valid any more (%s); retraining with defaults", exc)
+        return load_config(json.dumps(fallback), overrides).model_dump_json()
 
 
 def _file_name(column: str) -> str:
