@@ -1,7 +1,8 @@
 """Print the image sizes and the trainer's start time (container start to first log line).
 
-Usage: python benchmarks/image_start.py [--runs N] [--compressed]
-Needs the images built (scripts/build-images.sh). The step timing starts an MLflow server
+Usage: env $(scripts/build-images.sh) python benchmarks/image_start.py [--runs N] [--compressed]
+Needs the images built; their tags come from MODELYARD_TRAINER_IMAGE / MODELYARD_MLFLOW_IMAGE
+(what scripts/build-images.sh prints) or else from `scripts/build-images.sh --print-tags`. The step timing starts an MLflow server
 container on a loopback port and runs `modelyard step prepare` against it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -21,6 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def image_tags() -> dict[str, str]:
+    """The tags from the environment (as build-images.sh prints them), else --print-tags."""
+    if os.environ.get("MODELYARD_TRAINER_IMAGE") and os.environ.get("MODELYARD_MLFLOW_IMAGE"):
+        return {
+            "trainer": os.environ["MODELYARD_TRAINER_IMAGE"],
+            "mlflow": os.environ["MODELYARD_MLFLOW_IMAGE"],
+        }
     out = subprocess.run(
         ["bash", str(REPO_ROOT / "scripts" / "build-images.sh"), "--print-tags"],
         capture_output=True,
