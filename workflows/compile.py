@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import yaml
 
-from workflows import retrain_cron, rollback, training
+from workflows import monitor_cron, retrain_cron, rollback, training
 from workflows.common import ROOT
 
 # File name -> the module function that builds its Hera object.
@@ -16,6 +16,7 @@ MANIFESTS: Final[dict[str, Callable[[], Any]]] = {
     "train.yaml": training.build,
     "rollback.yaml": rollback.build,
     "retrain-cron.yaml": retrain_cron.build,
+    "monitor-cron.yaml": monitor_cron.build,
 }
 # Where the generated files live in the source tree: for `argo ... create -f` and for the Helm chart.
 MANIFEST_DIR: Final = ROOT / "workflows" / "manifests"

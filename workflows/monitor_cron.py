@@ -1,0 +1,93 @@
+"""CronWorkflow `modelyard-monitor`: check a batch for drift/decay; on `retrain`, submit `modelyard-train`.
+
+The submit step is an Argo resource template that creates a Workflow from `workflowTemplateRef`; it
+runs under its own ServiceAccount (`modelyard-submitter`), which may only create Workflows (and
+report its own result), while the monitor step runs under the usual step ServiceAccount.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import yaml
+from hera.workflows import CronWorkflow, Parameter, Resource, Step, Steps
+
+from modelyard.contract import STEPS, kebab
+from modelyard.monitor import RETRAIN
+from modelyard.steps.monitor import RETRAIN_THRESHOLDS
+from workflows import training
+from workflows.common import (
+    LABELS,
+    params_as_arguments,
+    platform_parameters,
+    step_template,
+    workflow_param,
+    workflow_spec_defaults,
+)
+
+NAME: Final = "modelyard-monitor"
+ENTRYPOINT: Final = "monitor-and-retrain"
+STEP: Final = STEPS["monitor"]
+SUBMITTER: Final = "modelyard-submitter"  # may only create Workflows (the chart's submitter Role)
+SCHEDULES: Final = ["0 * * * *"]  # hourly
+TIMEZONE: Final = "Etc/UTC"
+STARTING_DEADLINE: Final = 3600
+HISTORY: Final = 5
+# What the training workflow gets: the batch, the model, and the champion-relative checks relaxed.
+RETRAIN_ARGUMENTS: Final = {
+    "dataset": workflow_param("dataset"),
+    "model-name": workflow_param("model-name"),
+    **{kebab(k): str(v) for k, v in RETRAIN_THRESHOLDS.items()},
+}
+
+
+def training_workflow() -> str:
+    """The Workflow the resource template creates, as YAML text (Argo substitutes the parameters)."""
+    manifest = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": f"{training.NAME}-", "labels": dict(LABELS)},
+        "spec": {
+            "workflowTemplateRef": {"name": training.NAME},
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in RETRAIN_ARGUMENTS.items()]},
+        },
+    }
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def build() -> CronWorkflow:
+    with CronWorkflow(
+        name=NAME,
+        annotations={"workflows.argoproj.io/description": f"{STEP.help} Retrain with {training.NAME}."},
+        schedules=list(SCHEDULES),
+        timezone=TIMEZONE,
+        concurrency_policy="Forbid",
+        starting_deadline_seconds=STARTING_DEADLINE,
+        successful_jobs_history_limit=HISTORY,
+        failed_jobs_history_limit=HISTORY,
+        entrypoint=ENTRYPOINT,
+        # The batch has no default: the chart (values) or the submitter sets it.
+        arguments=params_as_arguments(STEP.params, {"dataset": ""}) + platform_parameters(),
+        **workflow_spec_defaults(),
+    ) as cron:
+        check = step_template(STEP)
+        submit = Resource(
+            name="submit-training",
+            action="create",
+            manifest=training_workflow(),
+            service_account_name=SUBMITTER,
+        )
+        with Steps(name=ENTRYPOINT):
+            Step(
+                name="monitor",
+                template=check,
+                arguments=[
+                    Parameter(name=kebab(n), value=workflow_param(kebab(n))) for n in STEP.params.model_fields
+                ],
+            )
+            Step(
+                name="retrain",
+                template=submit,
+                when=f"{{{{steps.monitor.outputs.parameters.verdict}}}} == {RETRAIN}",
+            )
+    return cron
