@@ -153,7 +153,7 @@ def test_every_argo_object_passes_the_strict_argo_v4_schema(name):
 
 
 def test_the_strict_argo_schema_catches_fields_removed_in_v4():
-    cron = one(scenario("default"), "CronWorkflow")
+    cron = one(scenario("default"), "CronWorkflow", "modelyard-retrain")
     cron["spec"]["schedule"] = "0 3 * * *"
     errors = [e.message for e in argo_validator("CronWorkflow").iter_errors(cron)]
     assert any("'schedule' was unexpected" in e for e in errors), errors
@@ -593,7 +593,7 @@ def test_cron_workflow_schedule_timezone_and_suspend_come_from_values():
     assert list(after) == list(before)
     for name, value in before.items():
         assert after[name] == OVERRIDDEN.get(name, value), name
-    assert one(scenario("kind"), "CronWorkflow")["spec"]["suspend"] is True
+    assert one(scenario("kind"), "CronWorkflow", "modelyard-retrain")["spec"]["suspend"] is True
 
 
 def test_empty_cron_settings_keep_the_generated_schedule():
