@@ -145,6 +145,10 @@ def test_every_argo_object_passes_the_strict_argo_v4_schema(name):
         assert argo == []
         return
     assert {o["kind"] for o in argo} == {"WorkflowTemplate", "CronWorkflow"}
+    assert {o["metadata"]["name"] for o in argo if o["kind"] == "CronWorkflow"} == {
+        "modelyard-retrain",
+        "modelyard-monitor",
+    }
     for obj in argo:
         errors = sorted(argo_validator(obj["kind"]).iter_errors(obj), key=lambda e: list(e.path))
         assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: " + "; ".join(
@@ -297,13 +301,18 @@ def test_pipeline_workflow_pods_are_restricted_too():
 # --- RBAC ---------------------------------------------------------------------------------
 
 
+TASK_RESULTS_RULE = {
+    "apiGroups": ["argoproj.io"],
+    "resources": ["workflowtaskresults"],
+    "verbs": ["create", "patch"],
+}
+
+
 def test_workflow_role_grants_exactly_create_and_patch_on_workflowtaskresults():
     objs = scenario("default")
-    role = one(objs, "Role")
-    assert role["rules"] == [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-    ]
-    binding = one(objs, "RoleBinding")
+    role = one(objs, "Role", "modelyard-workflow")
+    assert role["rules"] == [TASK_RESULTS_RULE]
+    binding = one(objs, "RoleBinding", "modelyard-workflow")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
@@ -312,22 +321,62 @@ def test_workflow_role_grants_exactly_create_and_patch_on_workflowtaskresults():
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "modelyard-workflow", "namespace": NAMESPACE}
     ]
-    assert one(objs, "ServiceAccount")["metadata"]["name"] == "modelyard-workflow"
+    assert one(objs, "ServiceAccount", "modelyard-workflow")
+
+
+def test_submitter_role_grants_exactly_create_on_workflows_and_create_and_patch_on_workflowtaskresults():
+    objs = scenario("default")
+    role = one(objs, "Role", "modelyard-submitter")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["metadata"]["labels"]["app.kubernetes.io/component"] == "submitter"
+    assert role["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
+        TASK_RESULTS_RULE,
+    ]
+    binding = one(objs, "RoleBinding", "modelyard-submitter")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "modelyard-submitter",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "modelyard-submitter", "namespace": NAMESPACE}
+    ]
+    assert one(objs, "ServiceAccount", "modelyard-submitter")["metadata"]["namespace"] == NAMESPACE
+
+
+def test_the_submitter_service_account_name_comes_from_values_and_can_be_left_to_the_cluster():
+    objs = render(sets=["serviceAccounts.submitter.name=ml-submitter"])
+    assert one(objs, "ServiceAccount", "ml-submitter")
+    assert one(objs, "RoleBinding", "modelyard-submitter")["subjects"][0]["name"] == "ml-submitter"
+    assert (
+        _submit_template(one(objs, "CronWorkflow", "modelyard-monitor"))["serviceAccountName"]
+        == "ml-submitter"
+    )
+    objs = render(sets=["serviceAccounts.submitter.create=false"])
+    assert not find(objs, "ServiceAccount", "modelyard-submitter")
+    assert not find(objs, "Role", "modelyard-submitter") and not find(
+        objs, "RoleBinding", "modelyard-submitter"
+    )
+    assert _submit_template(one(objs, "CronWorkflow", "modelyard-monitor"))["serviceAccountName"] == (
+        "modelyard-submitter"
+    )
 
 
 def test_the_chart_creates_no_cluster_wide_rbac_and_no_other_service_account():
     for name in SCENARIOS:
         objs = scenario(name)
         assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding"), name
-        assert len(find(objs, "ServiceAccount")) <= 1, name
+        accounts = {o["metadata"]["name"] for o in find(objs, "ServiceAccount")}
+        assert accounts <= {"modelyard-workflow", "ml-pipeline", "modelyard-submitter"}, name
         for label, spec in pod_specs(objs):
             assert "serviceAccountName" not in spec, f"{name} {label} should use no API token"
 
 
 def test_the_workflow_service_account_name_comes_from_values():
     objs = scenario("overrides")
-    assert one(objs, "ServiceAccount")["metadata"]["name"] == "ml-pipeline"
-    assert one(objs, "RoleBinding")["subjects"][0]["name"] == "ml-pipeline"
+    assert one(objs, "ServiceAccount", "ml-pipeline")
+    assert one(objs, "RoleBinding", "modelyard-workflow")["subjects"][0]["name"] == "ml-pipeline"
     for template in find(objs, "WorkflowTemplate"):
         assert template["spec"]["serviceAccountName"] == "ml-pipeline"
 
@@ -602,6 +651,59 @@ def test_empty_cron_settings_keep_the_generated_schedule():
     assert cron["schedules"] == source["schedules"]
     assert cron.get("timezone") == source.get("timezone")
     assert cron["suspend"] is False
+
+
+def _submit_template(cron):
+    return one_template(cron, "submit-training")
+
+
+def one_template(cron, name):
+    (template,) = [t for t in cron["spec"]["workflowSpec"]["templates"] if t["name"] == name]
+    return template
+
+
+def test_the_monitor_cron_workflow_runs_its_steps_as_the_workflow_account_and_submits_as_the_submitter():
+    cron = one(scenario("overrides"), "CronWorkflow", "modelyard-monitor")
+    spec = cron["spec"]["workflowSpec"]
+    assert spec["serviceAccountName"] == "ml-pipeline"  # renamed with serviceAccounts.workflow.name
+    assert "serviceAccountName" not in one_template(cron, "monitor")
+    assert _submit_template(cron)["serviceAccountName"] == "modelyard-submitter"  # not renamed with it
+    submitted = yaml.safe_load(_submit_template(cron)["resource"]["manifest"])
+    assert submitted["kind"] == "Workflow"
+    assert submitted["spec"]["workflowTemplateRef"] == {"name": "modelyard-train"}
+    assert "serviceAccountName" not in submitted["spec"], "the training Workflow runs as its template says"
+
+
+def test_the_monitor_cron_workflow_takes_its_own_dataset_while_the_others_keep_the_pipeline_one():
+    objs = scenario("overrides")
+    monitor = _parameters(one(objs, "CronWorkflow", "modelyard-monitor")["spec"]["workflowSpec"])
+    before = _parameters(_source("monitor-cron.yaml")["spec"]["workflowSpec"])
+    assert list(monitor) == list(before), "no parameter is added or removed"
+    own = {"dataset": "s3://datasets/batches/latest.csv", "min-rows": "500"}
+    for name, value in before.items():
+        assert monitor[name] == own.get(name, OVERRIDDEN.get(name, value)), name
+    retrain = _parameters(one(objs, "CronWorkflow", "modelyard-retrain")["spec"]["workflowSpec"])
+    train = _parameters(one(objs, "WorkflowTemplate", "modelyard-train")["spec"])
+    assert retrain["dataset"] == train["dataset"] == OVERRIDDEN["dataset"]
+
+
+def test_the_monitor_cron_workflow_keeps_its_generated_schedule_its_expressions_and_no_dataset_by_default():
+    source = _source("monitor-cron.yaml")
+    cron = one(scenario("default"), "CronWorkflow", "modelyard-monitor")
+    assert cron["spec"]["schedules"] == source["spec"]["schedules"] == ["0 * * * *"]
+    assert cron["spec"]["timezone"] == source["spec"]["timezone"]
+    assert cron["spec"]["suspend"] is False
+    assert _parameters(cron["spec"]["workflowSpec"])["dataset"] == ""
+    expressions = set(re.findall(r"\{\{[^}]+\}\}", json.dumps(source)))
+    assert "{{steps.monitor.outputs.parameters.verdict}}" in expressions
+    assert expressions == set(re.findall(r"\{\{[^}]+\}\}", json.dumps(cron)))
+    assert one(scenario("kind"), "CronWorkflow", "modelyard-monitor")["spec"]["suspend"] is True
+    objs = render(sets=["pipeline.cronWorkflows.modelyard-monitor.schedules={*/10 * * * *}"])
+    assert one(objs, "CronWorkflow", "modelyard-monitor")["spec"]["schedules"] == ["*/10 * * * *"]
+    assert (
+        one(objs, "CronWorkflow", "modelyard-retrain")["spec"]["schedules"]
+        == _source("retrain-cron.yaml")["spec"]["schedules"]
+    )
 
 
 def test_only_the_workflow_service_account_is_renamed(tmp_path):

@@ -179,14 +179,27 @@ checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- if hasKey $cron "suspend" -}}{{- $_ = set $spec "suspend" $cron.suspend -}}{{- end -}}
 {{- $_ = set $spec "workflowSpec" $wfSpec -}}
 {{- end -}}
-{{- /* The generator names the workflow account modelyard-workflow; other accounts (a future submitter) are left alone. */ -}}
+{{- /* The generator names two accounts: modelyard-workflow (steps) and modelyard-submitter (the monitor's submit
+step, set on its template); each becomes its serviceAccounts.<name>.name, any other account is left alone. */ -}}
+{{- $accounts := dict "modelyard-workflow" $.Values.serviceAccounts.workflow.name "modelyard-submitter" $.Values.serviceAccounts.submitter.name -}}
 {{- $account := $wfSpec.serviceAccountName | default "" -}}
-{{- if or (eq $account "modelyard-workflow") (and (not $account) (not $wfSpec.workflowTemplateRef)) -}}
+{{- if hasKey $accounts $account -}}
+{{- $_ = set $wfSpec "serviceAccountName" (index $accounts $account) -}}
+{{- else if and (not $account) (not $wfSpec.workflowTemplateRef) -}}
 {{- $_ = set $wfSpec "serviceAccountName" $.Values.serviceAccounts.workflow.name -}}
+{{- end -}}
+{{- range $template := $wfSpec.templates | default list -}}
+{{- if hasKey $accounts ($template.serviceAccountName | default "") -}}
+{{- $_ = set $template "serviceAccountName" (index $accounts $template.serviceAccountName) -}}
+{{- end -}}
 {{- end -}}
 {{- $overrides := dict "image" (include "modelyard.image" (dict "image" $.Values.pipeline.image "appVersion" $.Chart.AppVersion)) "tracking-uri" (include "modelyard.trackingUri" $) -}}
 {{- with $.Values.pipeline.dataset -}}{{- $_ = set $overrides "dataset" . -}}{{- end -}}
 {{- $overrides = merge (deepCopy ($.Values.pipeline.parameters | default dict)) $overrides -}}
+{{- if eq $doc.kind "CronWorkflow" -}}
+{{- $cron := index $.Values.pipeline.cronWorkflows ($meta.name | default "") | default dict -}}
+{{- $overrides = merge (deepCopy ($cron.parameters | default dict)) $overrides -}}
+{{- end -}}
 {{- range $param := dig "arguments" "parameters" (list) $wfSpec -}}
 {{- if hasKey $overrides $param.name -}}
 {{- $_ = set $param "value" (toString (index $overrides $param.name)) -}}
