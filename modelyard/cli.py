@@ -31,11 +31,11 @@ class Cli(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            from modelyard.tracking import is_transient
+            from modelyard.tracking import is_transient, transient_message
 
             if not is_transient(exc):
                 raise
-            _fail(ctx, ExitCode.TRANSIENT, f"a server is unavailable, retry later: {exc}")
+            _fail(ctx, ExitCode.TRANSIENT, transient_message(exc))
 
 
 def _fail(ctx: click.Context, code: ExitCode, message: str) -> None:

@@ -116,6 +116,14 @@ def lineage_tags() -> dict[str, str]:
     return tags
 
 
+def transient_message(exc: BaseException) -> str:
+    """One line for a transient failure that names the server the step was talking to."""
+    uri = os.environ.get(ENV_TRACKING_URI, "")
+    server = f"MLflow tracking server {uri}" if uri.startswith(("http://", "https://")) else "a server"
+    artifacts = " (artifact transfer: check its object store too)" if "/mlflow-artifacts/" in str(exc) else ""
+    return f"{server} is unavailable{artifacts}, retry later: {exc}"
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when the error, or one it was raised from, is a connection failure or a 5xx/429."""
     import requests

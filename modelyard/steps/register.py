@@ -33,9 +33,6 @@ def register(params: PipelineStepParams, work_dir: Path) -> RegisterOutputs:
     split_info = json.loads((work_dir / SPLITS / "split.json").read_text())
     run_id, decision = evaluation["candidate_run_id"], evaluation["decision"]
     client = mlflow.MlflowClient()
-    registered = version_for_run(client, config.model_name, run_id) or log_and_register(
-        config, run_id, work_dir
-    )
     parent = client.get_run(params.run_id)
     tags = (
         lineage_tags()
@@ -49,7 +46,11 @@ def register(params: PipelineStepParams, work_dir: Path) -> RegisterOutputs:
         }
         | {f"{TAG}test_{k}": f"{v:.4f}" for k, v in evaluation["metrics"].items()}
     )
-    stamp(client, registered, tags)
+    registered = version_for_run(client, config.model_name, run_id)
+    if registered is None:
+        registered = log_and_register(config, run_id, work_dir, tags)
+    else:  # a retried step: finish what the failed attempt started
+        stamp(client, registered, tags)
     client.set_registered_model_alias(config.model_name, CHALLENGER, registered.version)
     if decision == PROMOTE:
         previous = promote(client, registered)
@@ -70,8 +71,10 @@ def register(params: PipelineStepParams, work_dir: Path) -> RegisterOutputs:
 
 
 def log_and_register(
-    config: PipelineConfig, run_id: str, work_dir: Path
+    config: PipelineConfig, run_id: str, work_dir: Path, tags: dict[str, str]
 ) -> mlflow.entities.model_registry.ModelVersion:
+    """Log the model, then create its version together with its tags: one call, one transaction, so
+    no version ever exists without its lineage (a server dying in between leaves no version at all)."""
     pipeline = load_candidate(run_id)
     (train,) = read_splits(work_dir, "train")
     features, _ = model.features_and_label(train, config.label)
@@ -83,13 +86,12 @@ def log_and_register(
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
-            registered_model_name=config.model_name,
             signature=infer_signature(example, pipeline.predict(example)),
             input_example=example,
             pip_requirements=pinned_requirements(),
             skops_trusted_types=model.trusted_types(pipeline),
         )
-    return client.get_model_version(config.model_name, str(info.registered_model_version))
+    return mlflow.register_model(info.model_uri, config.model_name, tags=tags)
 
 
 def pinned_requirements() -> list[str]:
