@@ -1,9 +1,11 @@
-"""Emulate one Argo run of the emitted `modelyard-train` YAML on this machine.
+"""Emulate Argo runs of the emitted `modelyard-train` and `modelyard-monitor` YAML on this machine.
 
-A wiring check, not Argo: the YAML (not the Hera objects) is walked in DAG order; parameters,
-task outputs and `{{item}}` are substituted the way the controller does, fan-out outputs are
-aggregated into a JSON list, each pod's `args` run as a `modelyard step` subprocess in its own
-work directory, and artifacts are copied from the producing pod's directory. Then the exit handler.
+A wiring check, not Argo: the YAML (not the Hera objects) is walked in DAG order, or step group by
+step group; parameters, task/step outputs and `{{item}}` are substituted the way the controller
+does, fan-out outputs are aggregated into a JSON list, each pod's `args` run as a `modelyard step`
+subprocess in its own work directory, and artifacts are copied from the producing pod's directory.
+A step's `when` is evaluated after substitution; a resource template is not applied, its manifest is
+substituted and kept. Then the exit handler.
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ def aggregate(values: list[str]) -> str:
     return json.dumps(values)
 
 
+def condition(expression: str) -> bool:
+    """A substituted `when` of the one form the workflows use: `<a> == <b>` or `<a> != <b>`."""
+    match = re.fullmatch(r"\s*'?([^'=!]*?)'?\s*(==|!=)\s*'?([^'=!]*?)'?\s*", expression)
+    assert match, f"unsupported when expression: {expression!r}"
+    left, op, right = match.groups()
+    return (left == right) is (op == "==")
+
+
 def dag_order(tasks: dict[str, dict[str, Any]]) -> list[str]:
     order: list[str] = []
     while len(order) < len(tasks):
@@ -86,6 +96,11 @@ class Emulator:
     root: Path
     globals: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    # Steps templates: each step's outputs (`steps.<name>.outputs.parameters.<output>`), each
+    # `when` as evaluated, and each resource template's manifest after substitution.
+    scope: dict[str, str] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
+    resources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = {t["name"]: t for t in self.doc["spec"]["templates"]}
@@ -101,13 +116,18 @@ class Emulator:
             "workflow.namespace": "default",
         }
 
-    def run_pod(self, name: str, tname: str, args: dict[str, str], arts: dict[str, Path]) -> Pod:
-        template = self.templates[tname]
+    def inputs(self, name: str, tname: str, args: dict[str, str]) -> dict[str, str]:
+        """The scope inside a template: workflow globals and its input parameters."""
         local = dict(self.globals)
-        for p in template.get("inputs", {}).get("parameters", []):
+        for p in self.templates[tname].get("inputs", {}).get("parameters", []):
             value = args.get(p["name"], p.get("value", p.get("default")))
             assert value is not None, f"{name}: inputs.parameters.{p['name']} was not supplied"
             local[f"inputs.parameters.{p['name']}"] = substitute(value, self.globals, name)
+        return local
+
+    def run_pod(self, name: str, tname: str, args: dict[str, str], arts: dict[str, Path]) -> Pod:
+        template = self.templates[tname]
+        local = self.inputs(name, tname, args)
         workdir = self.root / name
         for art in template.get("inputs", {}).get("artifacts", []):
             shutil.copytree(arts[art["name"]], self.local_path(workdir, art["path"]))
@@ -177,12 +197,37 @@ class Emulator:
             for art, path in pods[0].artifacts.items():
                 artifacts[f"tasks.{name}.outputs.artifacts.{art}"] = path
 
+    def run_steps(self, tname: str) -> None:
+        """Step groups in order (a group's steps one after another: only the wiring is checked)."""
+        for group in self.templates[tname]["steps"]:
+            for step in group:
+                name = step["name"]
+                if "when" in step:
+                    self.conditions[name] = condition(
+                        substitute(step["when"], self.globals | self.scope, name)
+                    )
+                    if not self.conditions[name]:
+                        continue
+                args = {
+                    p["name"]: substitute(p["value"], self.globals | self.scope, name)
+                    for p in step.get("arguments", {}).get("parameters", [])
+                }
+                template = self.templates[step["template"]]
+                if "resource" in template:
+                    local = self.inputs(name, step["template"], args)
+                    self.resources[name] = substitute(template["resource"]["manifest"], local, name)
+                    continue
+                pod = self.run_pod(name, step["template"], args, {})
+                for output, value in pod.params.items():
+                    self.scope[f"steps.{name}.outputs.parameters.{output}"] = value
+
     def run(self, parameters: dict[str, str]) -> str:
         self.start(parameters)
         spec = self.doc["spec"]
         status, failures = "Succeeded", []
         try:
-            self.run_dag(spec["entrypoint"])
+            template = self.templates[spec["entrypoint"]]
+            (self.run_steps if "steps" in template else self.run_dag)(spec["entrypoint"])
         except PodFailed as exc:
             status, failures = "Failed", [{"displayName": exc.args[0], "message": f"exit code {exc.args[1]}"}]
         self.globals |= {"workflow.status": status, "workflow.failures": json.dumps(failures)}
@@ -218,29 +263,88 @@ def tracking_uri(tmp_path: Path) -> str:
     return uri
 
 
-def test_one_emulated_argo_run_registers_a_champion(tmp_path: Path, tracking_uri: str) -> None:
-    pytest.importorskip("mlflow")
-    from mlflow import MlflowClient
-
-    doc = yaml.safe_load((MANIFEST_DIR / "train.yaml").read_text())
-    emulator = Emulator(doc, tmp_path / "pods")
-    params = {
-        "config": SMALL_SEARCH,  # YAML text with newlines, passed as one argument like Argo does
-        "dataset": "iris",
-        "model-name": "emulated-model",
-        "tracking-uri": tracking_uri,
-    }
+def emulate(doc: dict[str, Any], root: Path, params: dict[str, str]) -> tuple[Emulator, str]:
+    """One emulated run of a Workflow(Template) document, its pods' logs printed on the way out."""
+    emulator = Emulator(doc, root)
     try:
         status = emulator.run(params)
     finally:
         print("\n".join(emulator.log))
+    return emulator, status
+
+
+def emulate_training(root: Path, tracking_uri: str, model_name: str) -> tuple[Emulator, str]:
+    doc = yaml.safe_load((MANIFEST_DIR / "train.yaml").read_text())
+    params = {
+        "config": SMALL_SEARCH,  # YAML text with newlines, passed as one argument like Argo does
+        "dataset": "iris",
+        "model-name": model_name,
+        "tracking-uri": tracking_uri,
+    }
+    return emulate(doc, root, params)
+
+
+def test_one_emulated_argo_run_registers_a_champion(tmp_path: Path, tracking_uri: str) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    emulator, status = emulate_training(tmp_path / "pods", tracking_uri, "emulated-model")
     assert status == "Succeeded"
 
     outputs = {k.rsplit(".", 1)[-1]: v for k, v in emulator.globals.items() if ".outputs." in k}
     assert {"decision", "version", "run-url", "run-id"} <= set(outputs)
     client = MlflowClient(tracking_uri)
     champion = client.get_model_version_by_alias("emulated-model", "champion")
-    assert champion.version == outputs["version"]
+    assert str(champion.version) == outputs["version"]
     assert client.get_run(outputs["run-id"]).info.status == "FINISHED"
     train_pods = [line for line in emulator.log if line.startswith("--- train-")]
     assert len(train_pods) == 2, "one train pod per candidate"
+
+
+def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_only(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    pytest.importorskip("mlflow")
+    from modelyard.data import load_dataset
+
+    model = "monitored-model"
+    _, status = emulate_training(tmp_path / "train", tracking_uri, model)
+    assert status == "Succeeded", "the monitor needs a champion"
+    cron = yaml.safe_load((MANIFEST_DIR / "monitor-cron.yaml").read_text())
+    assert cron["kind"] == "CronWorkflow"
+    workflow = {"spec": cron["spec"]["workflowSpec"]}  # what the controller runs on schedule
+    min_rows = int(
+        next(p["value"] for p in workflow["spec"]["arguments"]["parameters"] if p["name"] == "min-rows")
+    )
+
+    iris = load_dataset("iris")
+    fresh = iris.sample(2 * min_rows, replace=True, random_state=1)
+    features = [c for c in iris.columns if c != "target"]
+    drifted = iris.sample(2 * min_rows, replace=True, random_state=2)
+    drifted[features] = drifted[features] * 1.5 + 2.0  # every feature moved well beyond its range
+    batches = {"fresh": tmp_path / "fresh.csv", "drifted": tmp_path / "drifted.csv"}
+    fresh.to_csv(batches["fresh"], index=False)
+    drifted.to_csv(batches["drifted"], index=False)
+
+    runs = {}
+    for name, batch in batches.items():
+        params = {"dataset": str(batch), "model-name": model, "tracking-uri": tracking_uri}
+        runs[name], status = emulate(workflow, tmp_path / name, params)
+        assert status == "Succeeded", name
+
+    verdict = "steps.monitor.outputs.parameters.verdict"
+    run = runs["drifted"]
+    assert run.scope[verdict] == "retrain"
+    assert run.conditions == {"retrain": True}
+    submitted = yaml.safe_load(run.resources["retrain"])
+    assert submitted["apiVersion"] == "argoproj.io/v1alpha1" and submitted["kind"] == "Workflow"
+    assert submitted["metadata"]["generateName"] == "modelyard-train-"
+    assert submitted["spec"]["workflowTemplateRef"] == {"name": "modelyard-train"}
+    arguments = {p["name"]: p["value"] for p in submitted["spec"]["arguments"]["parameters"]}
+    assert arguments["dataset"] == str(batches["drifted"])
+    assert arguments["model-name"] == model
+
+    run = runs["fresh"]
+    assert run.scope[verdict] != "retrain"
+    assert run.conditions == {"retrain": False}
+    assert run.resources == {}, "no Workflow is submitted"
