@@ -687,12 +687,12 @@ def test_the_monitor_cron_workflow_takes_its_own_dataset_while_the_others_keep_t
     assert retrain["dataset"] == train["dataset"] == OVERRIDDEN["dataset"]
 
 
-def test_the_monitor_cron_workflow_keeps_its_generated_schedule_its_expressions_and_no_dataset_by_default():
+def test_the_monitor_cron_workflow_keeps_its_generated_schedule_its_expressions_and_waits_for_a_dataset():
     source = _source("monitor-cron.yaml")
     cron = one(scenario("default"), "CronWorkflow", "modelyard-monitor")
     assert cron["spec"]["schedules"] == source["spec"]["schedules"] == ["0 * * * *"]
     assert cron["spec"]["timezone"] == source["spec"]["timezone"]
-    assert cron["spec"]["suspend"] is False
+    assert cron["spec"]["suspend"] is True  # no batch to check until the user names one
     assert _parameters(cron["spec"]["workflowSpec"])["dataset"] == ""
     expressions = set(re.findall(r"\{\{[^}]+\}\}", json.dumps(source)))
     assert "{{steps.monitor.outputs.parameters.verdict}}" in expressions
