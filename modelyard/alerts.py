@@ -13,11 +13,10 @@ import urllib.error
 import urllib.request
 from typing import Final
 
-from modelyard.contract import ENV_WORKFLOW_NAME
+from modelyard.contract import ENV_WEBHOOK_URL, ENV_WORKFLOW_NAME
 
 log = logging.getLogger(__name__)
 
-ENV_WEBHOOK_URL: Final = "MODELYARD_WEBHOOK_URL"
 TIMEOUT_SECONDS: Final = 5.0
 MAX_CHARS: Final = 1000  # a chat line, not a report: details live in MLflow
 

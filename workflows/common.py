@@ -18,6 +18,7 @@ from hera.workflows import models as m
 from hera.workflows.env_from import SecretEnvFrom
 
 from modelyard.contract import (
+    ENV_FIXED,
     ENV_IMAGE,
     ENV_TRACKING_URI,
     ENV_WORKFLOW_NAME,
@@ -156,7 +157,7 @@ def step_env() -> list[Env]:
         Env(name=ENV_IMAGE, value=workflow_param(IMAGE)),
         Env(name=ENV_WORKFLOW_NAME, value=ref("workflow.name")),
         Env(name=ENV_WORKFLOW_UID, value=ref("workflow.uid")),
-        Env(name="HOME", value="/tmp"),  # libraries write caches under HOME; the root fs is read-only
+        *(Env(name=name, value=value) for name, value in ENV_FIXED.items()),
     ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from modelyard.contract import (
+    ENV_FIXED,
     ENV_FROM_SECRETS,
     ENV_IMAGE,
     ENV_TRACKING_URI,
@@ -62,7 +63,7 @@ class DockerExecutor:
         mounts += [f"{(work_dir / a).resolve()}:{WORK_DIR}/{a}" for a in spec.produces]
         _writable(outputs)
         mounts.append(f"{outputs.resolve()}:{WORK_DIR}/{OUTPUTS_DIR}")
-        env = {ENV_TRACKING_URI: self.tracking_uri, ENV_IMAGE: self.image, "HOME": "/tmp"}
+        env = {ENV_TRACKING_URI: self.tracking_uri, ENV_IMAGE: self.image} | ENV_FIXED
         env |= {name: os.environ[name] for name in ENV_FROM_SECRETS if name in os.environ}
         env |= {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP_REQUEST_")}
         flags = [f"--{kebab(k)}={'' if v is None else v}" for k, v in args.items()]
