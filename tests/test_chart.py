@@ -526,7 +526,7 @@ def test_mlflow_uses_postgresql_from_the_secret_and_proxies_artifacts_to_minio()
         "key": "POSTGRES_PASSWORD",
     }
     assert env["MLFLOW_BACKEND_STORE_URI"]["value"] == (
-        f"postgresql://mlflow:$(MLFLOW_DB_PASSWORD)@modelyard-postgresql.{NAMESPACE}.svc:5432/mlflow"
+        f"postgresql+psycopg2://mlflow:$(MLFLOW_DB_PASSWORD)@modelyard-postgresql.{NAMESPACE}.svc:5432/mlflow"
     )
     assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"] == "s3://mlflow-artifacts"
     assert env["MLFLOW_S3_ENDPOINT_URL"]["value"] == MINIO_URL
