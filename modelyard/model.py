@@ -6,7 +6,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 from sklearn.base import BaseEstimator
@@ -116,13 +115,10 @@ def roc_auc(model: Pipeline, features: pd.DataFrame, labels: pd.Series) -> float
 
 
 def trusted_types(model: Pipeline) -> list[str]:
+    """The types skops must be told to trust to load this model (MLflow stores them with it)."""
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
-    if unexpected:
-        raise BadInputError(f"model holds types modelyard does not trust: {unexpected}")
-    return untrusted
+    return _only_known(skops.io.get_untrusted_types(data=skops.io.dumps(model)), "the model")
 
 
 def save(model: Pipeline, path: Path) -> None:
@@ -134,13 +130,11 @@ def save(model: Pipeline, path: Path) -> None:
 def load(path: Path) -> Pipeline:
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(file=path)
-    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
+    return skops.io.load(path, trusted=_only_known(skops.io.get_untrusted_types(file=path), str(path)))
+
+
+def _only_known(types: list[str], what: str) -> list[str]:
+    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULES)]
     if unexpected:
-        raise BadInputError(f"{path} holds types modelyard does not trust: {unexpected}")
-    return skops.io.load(path, trusted=untrusted)
-
-
-def is_better(a: dict[str, float], b: dict[str, float], metric: str) -> bool:
-    value_a, value_b = a[metric], b[metric]
-    return bool(np.nan_to_num(value_a, nan=-1) > np.nan_to_num(value_b, nan=-1))
+        raise BadInputError(f"{what} holds types modelyard does not trust: {unexpected}")
+    return types
