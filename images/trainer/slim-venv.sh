@@ -10,13 +10,11 @@ find "$site" -depth -type d \( -name tests -o -name include \) -exec rm -rf {} +
 find "$site" -type f \( -name '*.c' -o -name '*.cc' -o -name '*.h' -o -name '*.pyx' \
     -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \) -delete
 
-# pyarrow parts modelyard never loads (object stores go through the minio client):
-# Flight RPC, the S3/GCS/Azure/HDFS filesystems, C++ test helpers, and the duplicate
-# copies of libarrow_python* that pip writes instead of symlinks (the loader uses *.so.NNNN).
-cd "$site/pyarrow"
-rm -f ./*flight* _s3fs.* libarrow_s3.* _gcsfs.* _azurefs.* _hdfs.* _pyarrow_cpp_tests.* \
-    libarrow_python*.so libarrow_python*.so.*.*.*
-cd - >/dev/null
+# Symbol tables and debug info of the wheels' shared libraries (what Debian's dh_strip drops):
+# never read at run time, ~45 MB. Code and dynamic symbols stay, so every extension still loads.
+# Not the libraries auditwheel vendored into *.libs: patchelf rewrote their layout, and strip
+# then writes segments the loader rejects ("ELF load command address/offset not page-aligned").
+find "$site" -path "$site/*.libs" -prune -o -type f -name '*.so*' -exec strip --strip-unneeded {} +
 
 # Byte-code only for what a step imports (pip compiled everything: ~115 MB). The root
 # filesystem is read-only at run time, so missing .pyc cost start time, not correctness.
@@ -29,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 for name in [
     "modelyard.cli", "mlflow", "mlflow.sklearn", "mlflow.models", "matplotlib.pyplot",
-    "pandas", "pyarrow.parquet", "skops.io", "minio", "pydantic", "yaml",
+    "pandas", "fastparquet", "skops.io", "minio", "pydantic", "yaml",
     "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
     "sklearn.pipeline", "sklearn.preprocessing",
 ]:
