@@ -9,21 +9,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from modelyard.cli_argo import compile_command, submit_command
+from modelyard.cli import main as cli
 from workflows.compile import MANIFESTS
-
-
-@click.group()
-def cli() -> None:
-    """Stand-in for the root group, so these tests do not depend on how cli.py registers us."""
-
-
-cli.add_command(compile_command)
-cli.add_command(submit_command)
 
 
 class FakeArgo(BaseHTTPRequestHandler):
