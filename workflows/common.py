@@ -234,3 +234,14 @@ def workflow_spec_defaults() -> dict[str, Any]:
         "ttl_strategy": m.TTLStrategy(seconds_after_success=24 * 3600, seconds_after_failure=7 * 24 * 3600),
         "labels": dict(LABELS),
     }
+
+
+def cron_policy() -> dict[str, Any]:
+    """What every modelyard CronWorkflow shares: UTC, one run at a time, skip long-missed runs."""
+    return {
+        "timezone": "Etc/UTC",
+        "concurrency_policy": "Forbid",
+        "starting_deadline_seconds": 3600,  # a run missed by over an hour (controller down) is skipped
+        "successful_jobs_history_limit": 5,
+        "failed_jobs_history_limit": 5,
+    }

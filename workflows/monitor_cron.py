@@ -18,6 +18,7 @@ from modelyard.steps.monitor import RETRAIN_THRESHOLDS
 from workflows import training
 from workflows.common import (
     LABELS,
+    cron_policy,
     params_as_arguments,
     platform_parameters,
     step_template,
@@ -30,9 +31,6 @@ ENTRYPOINT: Final = "monitor-and-retrain"
 STEP: Final = STEPS["monitor"]
 SUBMITTER: Final = "modelyard-submitter"  # may only create Workflows (the chart's submitter Role)
 SCHEDULES: Final = ["0 * * * *"]  # hourly
-TIMEZONE: Final = "Etc/UTC"
-STARTING_DEADLINE: Final = 3600
-HISTORY: Final = 5
 # What the training workflow gets: the batch, the model, and the champion-relative checks relaxed.
 RETRAIN_ARGUMENTS: Final = {
     "dataset": workflow_param("dataset"),
@@ -60,11 +58,7 @@ def build() -> CronWorkflow:
         name=NAME,
         annotations={"workflows.argoproj.io/description": f"{STEP.help} Retrain with {training.NAME}."},
         schedules=list(SCHEDULES),
-        timezone=TIMEZONE,
-        concurrency_policy="Forbid",
-        starting_deadline_seconds=STARTING_DEADLINE,
-        successful_jobs_history_limit=HISTORY,
-        failed_jobs_history_limit=HISTORY,
+        **cron_policy(),
         entrypoint=ENTRYPOINT,
         # The batch has no default: the chart (values) or the submitter sets it.
         arguments=params_as_arguments(STEP.params, {"dataset": ""}) + platform_parameters(),
