@@ -80,6 +80,13 @@ def options_from(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> Calla
     return decorate
 
 
+runs_dir_option = click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".modelyard/runs"),
+    show_default=True,
+    help="Where local pipeline runs keep their step artifacts.",
+)
 tracking_option = click.option(
     "--tracking-uri",
     envvar="MLFLOW_TRACKING_URI",
@@ -105,13 +112,7 @@ def main(verbose: bool) -> None:
     "--config", "config_file", type=click.Path(path_type=Path), help="YAML config file; flags override it."
 )
 @tracking_option
-@click.option(
-    "--work-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".modelyard/runs"),
-    show_default=True,
-    help="Where step artifacts are kept.",
-)
+@runs_dir_option
 @click.option("--parallel", type=click.IntRange(1), help="Candidates trained at once [default: CPU count].")
 @click.option(
     "--image", help="Run each step in a container of this trainer image (needs Docker and an MLflow server)."
@@ -209,13 +210,7 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
 @click.option(
     "--retrain", is_flag=True, help="Run the training pipeline on the batch when the verdict is retrain."
 )
-@click.option(
-    "--work-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".modelyard/runs"),
-    show_default=True,
-    help="Where the retraining run keeps its artifacts.",
-)
+@runs_dir_option
 def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: Any) -> None:
     """Check a batch of recent data for drift and the champion for decay; exit 0 whatever the verdict."""
     from modelyard.steps.monitor import check
