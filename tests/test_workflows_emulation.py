@@ -301,6 +301,24 @@ def test_one_emulated_argo_run_registers_a_champion(tmp_path: Path, tracking_uri
     assert len(train_pods) == 2, "one train pod per candidate"
 
 
+def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    from mlflow import MlflowClient
+
+    doc = yaml.safe_load((MANIFEST_DIR / "train.yaml").read_text())
+    params = {"config": SMALL_SEARCH, "dataset": "iris", "label": "species", "tracking-uri": tracking_uri}
+    emulator, status = emulate(doc, tmp_path / "pods", params)
+    assert status == "Failed"
+    uid = emulator.globals["workflow.uid"]
+    (run,) = MlflowClient(tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()],
+        f"tags.`modelyard.workflow_uid` = '{uid}'",
+    )
+    assert run.info.status == "FAILED"
+    assert "split" in run.data.tags["modelyard.failure"]
+
+
 def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_only(
     tmp_path: Path, tracking_uri: str
 ) -> None:
