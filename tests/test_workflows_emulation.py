@@ -285,7 +285,6 @@ def emulate_training(root: Path, tracking_uri: str, model_name: str) -> tuple[Em
 
 
 def test_one_emulated_argo_run_registers_a_champion(tmp_path: Path, tracking_uri: str) -> None:
-    pytest.importorskip("mlflow")
     from mlflow import MlflowClient
 
     emulator, status = emulate_training(tmp_path / "pods", tracking_uri, "emulated-model")
@@ -322,7 +321,6 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
 def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_only(
     tmp_path: Path, tracking_uri: str
 ) -> None:
-    pytest.importorskip("mlflow")
     from modelyard.data import load_dataset
 
     model = "monitored-model"
