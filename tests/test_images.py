@@ -222,31 +222,25 @@ def _wait_for(url: str, timeout: float) -> str:
             time.sleep(0.5)
 
 
+def _start_mlflow(image: str, **env: str) -> tuple[int, str]:
+    """(port, container id) of the mlflow image serving on the host network, read-only root fs."""
+    port = _free_port()
+    env = {
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "1",
+        "MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/mlflow.db",
+    } | env
+    flags = [f"--env={k}={v}" for k, v in env.items()]
+    container = _docker("run", "-d", "--network", "host", "--read-only", "--tmpfs", "/tmp", *flags, image)
+    return port, container.stdout.strip()
+
+
 @pytest.mark.docker
 def test_mlflow_server_answers_health_on_a_read_only_root_filesystem(
     images: dict[str, str],
 ) -> None:
-    port = _free_port()
-    container = _docker(
-        "run",
-        "-d",
-        "--network",
-        "host",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "-e",
-        "MLFLOW_HOST=127.0.0.1",
-        "-e",
-        f"MLFLOW_PORT={port}",
-        "-e",
-        "MLFLOW_WORKERS=1",
-        "-e",
-        "MLFLOW_BACKEND_STORE_URI=sqlite:////tmp/mlflow.db",
-        "-e",
-        "MLFLOW_ARTIFACTS_DESTINATION=/tmp/artifacts",
-        images["mlflow"],
-    ).stdout.strip()
+    port, container = _start_mlflow(images["mlflow"], MLFLOW_ARTIFACTS_DESTINATION="/tmp/artifacts")
     try:
         try:
             assert _wait_for(f"http://127.0.0.1:{port}/health", timeout=120).strip() == "OK"
@@ -275,18 +269,9 @@ def test_the_pipeline_runs_step_by_step_in_containers_against_the_mlflow_image(
 
     s3_binary()  # raises Missing with the install hint when no S3 server is available
     s3 = S3Server(tmp_path / "s3").start()
-    port = _free_port()
-    server_env = s3.server_env() | {
-        "MLFLOW_HOST": "127.0.0.1",
-        "MLFLOW_PORT": str(port),
-        "MLFLOW_WORKERS": "1",
-        "MLFLOW_BACKEND_STORE_URI": "sqlite:////tmp/mlflow.db",
-        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{BUCKET}",
-    }
-    env_flags = [f"--env={k}={v}" for k, v in server_env.items()]
-    container = _docker(
-        "run", "-d", "--network", "host", "--read-only", "--tmpfs", "/tmp", *env_flags, images["mlflow"]
-    ).stdout.strip()
+    port, container = _start_mlflow(
+        images["mlflow"], MLFLOW_ARTIFACTS_DESTINATION=f"s3://{BUCKET}", **s3.server_env()
+    )
     try:
         uri = f"http://127.0.0.1:{port}"
         _wait_for(f"{uri}/health", timeout=120)
