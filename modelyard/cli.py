@@ -16,7 +16,16 @@ from pydantic import BaseModel
 
 from modelyard import __version__
 from modelyard.cli_argo import compile_command, submit_command
-from modelyard.contract import OUTPUTS_DIR, STEPS, WORK_DIR, PrepareParams, Step, kebab, parse_params
+from modelyard.contract import (
+    ENV_TRACKING_URI,
+    OUTPUTS_DIR,
+    STEPS,
+    WORK_DIR,
+    PrepareParams,
+    Step,
+    kebab,
+    parse_params,
+)
 from modelyard.errors import ExitCode, ModelyardError, RejectedError
 
 
@@ -89,7 +98,7 @@ runs_dir_option = click.option(
 )
 tracking_option = click.option(
     "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
+    envvar=ENV_TRACKING_URI,
     help="MLflow tracking server or store [default: embedded SQLite under .modelyard/]",
 )
 

@@ -56,13 +56,13 @@ def experiment_id(name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-def run_url(run_id: str, experiment: str) -> str:
+def run_url(run_id: str, experiment_id: str) -> str:
     import mlflow
 
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return ""
-    return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 @contextmanager

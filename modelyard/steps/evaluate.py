@@ -14,8 +14,8 @@ from modelyard import model
 from modelyard.config import PipelineConfig
 from modelyard.contract import EVALUATION, EvaluateOutputs, EvaluateParams
 from modelyard.registry import CHAMPION, by_alias
+from modelyard.steps.split import read_splits
 from modelyard.steps.train import MODEL_ARTIFACT
-from modelyard.steps.validate import read_splits
 from modelyard.tracking import TAG, child_run
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     plot(challenger, features, labels, out)
     with child_run(params.run_id, "evaluate", {f"{TAG}decision": decision}):
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items() if not math.isnan(v)})
-        mlflow.log_artifacts(str(out), "evaluation")
+        mlflow.log_artifacts(str(out), EVALUATION)
     mlflow.MlflowClient().set_tag(params.run_id, f"{TAG}decision", decision)
     return EvaluateOutputs(decision=decision)
 

@@ -21,7 +21,7 @@ from modelyard.registry import (
     version_for_run,
 )
 from modelyard.steps.evaluate import PROMOTE, load_candidate
-from modelyard.steps.validate import read_splits
+from modelyard.steps.split import read_splits
 from modelyard.tracking import TAG, lineage_tags
 
 SERVING_PACKAGES = ("scikit-learn", "skops", "numpy", "pandas", "scipy")

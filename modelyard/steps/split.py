@@ -50,6 +50,11 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
     return SplitOutputs(fingerprint=digest, rows=len(frame))
 
 
+def read_splits(work_dir: Path, *parts: str) -> list[pd.DataFrame]:
+    """The split step's Parquet files, as the steps after it read them."""
+    return [pd.read_parquet(work_dir / SPLITS / f"{part}.parquet") for part in parts]
+
+
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in a content-defined order, so the split depends on the data and the seed only."""
     frame = frame.reset_index(drop=True)

@@ -9,7 +9,7 @@ import mlflow
 from modelyard import model
 from modelyard.config import PipelineConfig
 from modelyard.contract import TrainOutputs, TrainParams
-from modelyard.steps.validate import read_splits
+from modelyard.steps.split import read_splits
 from modelyard.tracking import TAG, child_run
 
 MODEL_ARTIFACT = "candidate/model.skops"

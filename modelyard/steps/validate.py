@@ -10,21 +10,18 @@ import pandas as pd
 
 from modelyard.checks import render, run_checks
 from modelyard.config import PipelineConfig
-from modelyard.contract import SPLITS, VALIDATION, PipelineStepParams, ValidateOutputs
+from modelyard.contract import VALIDATION, PipelineStepParams, ValidateOutputs
 from modelyard.errors import BadInputError
 from modelyard.registry import reference_profile
+from modelyard.steps.split import PARTS, read_splits
 from modelyard.tracking import TAG, child_run, metric_key
 
 log = logging.getLogger(__name__)
 
 
-def read_splits(work_dir: Path, *parts: str) -> list[pd.DataFrame]:
-    return [pd.read_parquet(work_dir / SPLITS / f"{part}.parquet") for part in parts]
-
-
 def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
     config = PipelineConfig.model_validate_json(params.config)
-    frame = pd.concat(read_splits(work_dir, "train", "validation", "test"), ignore_index=True)
+    frame = pd.concat(read_splits(work_dir, *PARTS), ignore_index=True)
     reference = reference_profile(mlflow.MlflowClient(), config.model_name)
     source = (
         f"champion of {config.model_name}"
@@ -51,7 +48,7 @@ def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
             {"errors": len(errors), "warnings": len(findings) - len(errors)}
             | {metric_key(f"psi_{c}"): v for c, v in drift.items()}
         )
-        mlflow.log_artifacts(str(out), "validation")
+        mlflow.log_artifacts(str(out), VALIDATION)
         if errors:
             mlflow.set_tag(f"{TAG}failure", errors[0].message)
     if errors:
