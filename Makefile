@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format tools manifests check-manifests images bench kind-up e2e-kind kind-down clean
+.PHONY: help demo test lint format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ images: ## Build the trainer and mlflow images with a version tag
 bench: $(BIN)/modelyard ## Print pipeline, drift-check and server figures
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/drift_check.py
+
+cluster-up: ## Build (cached in .cluster/) and start a single-node Kubernetes + Argo cluster on this machine (root)
+	bash scripts/cluster/up.sh
+
+cluster-down: ## Stop that cluster and remove its processes, mounts, interfaces and state
+	bash scripts/cluster/down.sh
 
 kind-up: ## Create a kind cluster with Argo Workflows and this chart (needs Docker, kind, helm, kubectl)
 	bash scripts/kind-up.sh

