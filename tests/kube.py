@@ -1,0 +1,84 @@
+"""The tests that run on a real cluster (tests/cluster, tests/e2e): its kubeconfig, and small
+waits over the `kubernetes` client. A machine without a cluster skips them, saying how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client, config, utils
+from kubernetes.client.exceptions import ApiException
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_DIR = REPO / ".cluster"
+DEFAULT_KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+NO_CLUSTER = (
+    "no Kubernetes cluster at {where}: run `make cluster-up` as root (builds and starts one on this "
+    "machine, see README 'A cluster on this machine'), or `make kind-up`, or set KUBECONFIG"
+)
+T = TypeVar("T")
+
+
+def kubeconfig() -> Path:
+    return Path(os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
+
+
+def api_client_or_skip() -> client.ApiClient:
+    """An API client for the cluster KUBECONFIG (default .cluster/kubeconfig) names, or skip."""
+    path = kubeconfig()
+    if not path.exists():
+        pytest.skip(NO_CLUSTER.format(where=path))
+    api = config.new_client_from_config(config_file=str(path))
+    try:
+        client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:  # any failure to reach it means: no usable cluster here
+        pytest.skip(NO_CLUSTER.format(where=f"{path} ({type(exc).__name__})"))
+    return api
+
+
+def wait_until(check: Callable[[], T | None], what: str, timeout: float, interval: float = 1.0) -> T:
+    """Poll `check` until it returns something other than None/False; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def finished_pod(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 180) -> Any:
+    """The pod once it has Succeeded or Failed."""
+
+    def done() -> Any:
+        pod = core.read_namespaced_pod(name, namespace)
+        return pod if pod.status.phase in ("Succeeded", "Failed") else None
+
+    return wait_until(done, f"pod {namespace}/{name} to finish", timeout)
+
+
+def apply(api: client.ApiClient, namespace: str, documents: list[dict[str, Any]]) -> None:
+    for document in documents:
+        utils.create_from_dict(api, document, namespace=namespace)
+
+
+def temporary_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
+    """A fresh namespace, deleted afterwards (without waiting for it to go)."""
+    core = client.CoreV1Api(api)
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
