@@ -29,9 +29,10 @@ def kubeconfig() -> Path:
     return Path(os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
 
 
-def api_client_or_skip() -> client.ApiClient:
-    """An API client for the cluster KUBECONFIG (default .cluster/kubeconfig) names, or skip."""
-    path = kubeconfig()
+def api_client_or_skip(path: Path | None = None) -> client.ApiClient:
+    """An API client for the cluster `path` (default: what KUBECONFIG names, else
+    .cluster/kubeconfig) points at, or skip."""
+    path = path or kubeconfig()
     if not path.exists():
         pytest.skip(NO_CLUSTER.format(where=path))
     api = config.new_client_from_config(config_file=str(path))

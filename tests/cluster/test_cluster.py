@@ -10,17 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import kube
 import pytest
 import yaml
 from kubernetes import client
 
-from kube import CLUSTER_DIR, DEFAULT_KUBECONFIG, apply, finished_pod, temporary_namespace, wait_until
-from kube import api_client_or_skip as _api_client_or_skip
-
 REPO: Final = Path(__file__).resolve().parents[2]
 VERSIONS: Final = REPO / "scripts" / "cluster" / "versions.env"
 BUSYBOX: Final = "docker.io/library/busybox:1.35.0"
-ARGO_SRC: Final = CLUSTER_DIR / "src" / "argo-workflows"
+ARGO_SRC: Final = kube.CLUSTER_DIR / "src" / "argo-workflows"
 
 pytestmark = pytest.mark.cluster
 
@@ -37,8 +35,7 @@ def pinned() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api() -> client.ApiClient:
     # These tests judge this machine's cluster, whatever KUBECONFIG says.
-    os.environ["KUBECONFIG"] = str(DEFAULT_KUBECONFIG)
-    return _api_client_or_skip()
+    return kube.api_client_or_skip(kube.DEFAULT_KUBECONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +45,7 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
 
 @pytest.fixture
 def namespace(api: client.ApiClient) -> Iterator[str]:
-    yield from temporary_namespace(api, "cluster-test")
+    yield from kube.temporary_namespace(api, "cluster-test")
 
 
 def pod(name: str, command: str, image: str = BUSYBOX, **spec: Any) -> dict[str, Any]:
@@ -65,9 +62,9 @@ def pod(name: str, command: str, image: str = BUSYBOX, **spec: Any) -> dict[str,
 def run_pod(api: client.ApiClient, namespace: str, manifest: dict[str, Any]) -> tuple[Any, str]:
     """Run a pod to completion; its final state and its log."""
     core = client.CoreV1Api(api)
-    apply(api, namespace, [manifest])
+    kube.apply(api, namespace, [manifest])
     name = manifest["metadata"]["name"]
-    done = finished_pod(core, namespace, name)
+    done = kube.finished_pod(core, namespace, name)
     return done, core.read_namespaced_pod_log(name, namespace)
 
 
@@ -75,7 +72,9 @@ def test_the_node_is_ready_at_the_pinned_versions(core: client.CoreV1Api) -> Non
     (node,) = core.list_node().items
     ready = {c.type: c.status for c in node.status.conditions}["Ready"]
     info = node.status.node_info
-    print(f"node {node.metadata.name}: Ready={ready}, kubelet {info.kubelet_version}, {info.container_runtime_version}")
+    print(
+        f"node {node.metadata.name}: Ready={ready}, kubelet {info.kubelet_version}, {info.container_runtime_version}"
+    )
     assert ready == "True"
     assert info.kubelet_version == pinned()["KUBERNETES_VERSION"]
     assert info.container_runtime_version.startswith(f"containerd://{pinned()['CONTAINERD_SERIES']}.")
@@ -91,7 +90,7 @@ def test_a_pod_resolves_the_api_service_and_reaches_another_pod_by_service_name(
         "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
     }
-    apply(api, namespace, [web, service])
+    kube.apply(api, namespace, [web, service])
     # Python's resolver is glibc's, as in any application image (busybox-static's wget crashes
     # on name lookups: static glibc cannot load its NSS modules).
     lookup = (
@@ -107,7 +106,9 @@ def test_a_pod_resolves_the_api_service_and_reaches_another_pod_by_service_name(
     assert "served-by-web" in log
 
 
-def test_a_claim_on_the_default_storage_class_binds_and_keeps_data(api: client.ApiClient, namespace: str) -> None:
+def test_a_claim_on_the_default_storage_class_binds_and_keeps_data(
+    api: client.ApiClient, namespace: str
+) -> None:
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -116,7 +117,7 @@ def test_a_claim_on_the_default_storage_class_binds_and_keeps_data(api: client.A
     }
     volume = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
     mount = {"container": {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}}
-    apply(api, namespace, [claim])
+    kube.apply(api, namespace, [claim])
     written, _ = run_pod(api, namespace, pod("writer", "echo kept > /data/file", **volume, **mount))
     read, log = run_pod(api, namespace, pod("reader", "cat /data/file", **volume, **mount))
     bound = client.CoreV1Api(api).read_namespaced_persistent_volume_claim("data", namespace)
@@ -129,9 +130,7 @@ def test_a_claim_on_the_default_storage_class_binds_and_keeps_data(api: client.A
 
 def test_a_pod_over_its_memory_limit_is_oom_killed(api: client.ApiClient, namespace: str) -> None:
     # tail keeps everything after the last newline in memory; /dev/zero has none.
-    hog = pod(
-        "hog", "head -c 300m /dev/zero | tail", container={"resources": {"limits": {"memory": "64Mi"}}}
-    )
+    hog = pod("hog", "head -c 300m /dev/zero | tail", container={"resources": {"limits": {"memory": "64Mi"}}})
     done, _ = run_pod(api, namespace, hog)
     terminated = done.status.container_statuses[0].state.terminated
     print(f"300 MB in a 64Mi container: {terminated.reason}, exit {terminated.exit_code}")
@@ -158,7 +157,10 @@ def artifact_repository(api: client.ApiClient, namespace: str) -> None:
         "mc mb local/artifacts && touch /tmp/ready && wait",
         image=image("MINIO"),
         container={
-            "env": [{"name": "MINIO_ROOT_USER", "value": "argo"}, {"name": "MINIO_ROOT_PASSWORD", "value": "argo-secret"}],
+            "env": [
+                {"name": "MINIO_ROOT_USER", "value": "argo"},
+                {"name": "MINIO_ROOT_PASSWORD", "value": "argo-secret"},
+            ],
             "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1},
         },
     )
@@ -191,20 +193,23 @@ def artifact_repository(api: client.ApiClient, namespace: str) -> None:
         },
         "data": {"default-v1": yaml.safe_dump({"s3": s3})},
     }
-    apply(api, namespace, [server, secret, service, repositories])
+    kube.apply(api, namespace, [server, secret, service, repositories])
     core = client.CoreV1Api(api)
 
     def ready() -> bool:
         statuses = core.read_namespaced_pod("minio", namespace).status.container_statuses or []
         return bool(statuses) and statuses[0].ready
 
-    wait_until(ready, "MinIO to be ready", 120)
+    kube.wait_until(ready, "MinIO to be ready", 120)
 
 
 def quick_start_rbac() -> list[dict[str, Any]]:
     """The executor Role Argo's quick-start binds to a namespace's default ServiceAccount."""
     base = ARGO_SRC / "manifests" / "quick-start" / "base"
-    files = (base / "executor" / "emissary" / "executor-role.yaml", base / "executor-default-rolebinding.yaml")
+    files = (
+        base / "executor" / "emissary" / "executor-role.yaml",
+        base / "executor-default-rolebinding.yaml",
+    )
     return [yaml.safe_load(f.read_text()) for f in files]
 
 
@@ -225,8 +230,12 @@ WORKFLOW: Final = {
                             "template": "use",
                             "depends": "make",
                             "arguments": {
-                                "parameters": [{"name": "answer", "value": "{{tasks.make.outputs.parameters.answer}}"}],
-                                "artifacts": [{"name": "note", "from": "{{tasks.make.outputs.artifacts.note}}"}],
+                                "parameters": [
+                                    {"name": "answer", "value": "{{tasks.make.outputs.parameters.answer}}"}
+                                ],
+                                "artifacts": [
+                                    {"name": "note", "from": "{{tasks.make.outputs.artifacts.note}}"}
+                                ],
                             },
                         },
                     ]
@@ -251,7 +260,11 @@ WORKFLOW: Final = {
                 },
                 "container": {
                     "image": BUSYBOX,
-                    "command": ["sh", "-c", 'test "{{inputs.parameters.answer}}" = 42 && grep -x handed-over /tmp/note'],
+                    "command": [
+                        "sh",
+                        "-c",
+                        'test "{{inputs.parameters.answer}}" = 42 && grep -x handed-over /tmp/note',
+                    ],
                 },
             },
         ],
@@ -262,11 +275,11 @@ WORKFLOW: Final = {
 def argo(*args: str) -> str:
     """The argo CLI that cluster-up built, against this cluster; its stdout."""
     done = subprocess.run(
-        [str(CLUSTER_DIR / "bin" / "argo"), *args],
+        [str(kube.CLUSTER_DIR / "bin" / "argo"), *args],
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "KUBECONFIG": str(DEFAULT_KUBECONFIG)},
+        env={**os.environ, "KUBECONFIG": str(kube.DEFAULT_KUBECONFIG)},
     )
     assert done.returncode == 0, f"argo {' '.join(args)}: {done.stderr}"
     return done.stdout
@@ -275,7 +288,7 @@ def argo(*args: str) -> str:
 def test_an_argo_workflow_passes_a_parameter_and_an_artifact_between_tasks(
     api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
-    apply(api, namespace, quick_start_rbac())
+    kube.apply(api, namespace, quick_start_rbac())
     artifact_repository(api, namespace)
     manifest = tmp_path / "workflow.yaml"
     manifest.write_text(yaml.safe_dump(WORKFLOW))
