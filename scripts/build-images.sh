@@ -137,6 +137,7 @@ make_go_image() {
         ctx=$(mktemp -d "${TMPDIR:-/tmp}/modelyard-go.XXXXXX")
         cp -a "$goroot" "$ctx/go"
         log "making $tag from $goroot"
+        # shellcheck disable=SC2016 # $PATH is for the Dockerfile, not this shell
         printf 'FROM %s\nCOPY go /usr/local/go\nENV PATH=/usr/local/go/bin:$PATH GOPATH=/go\n' "$base" |
             DOCKER_BUILDKIT=0 docker build -q -t "$tag" -f - "$ctx" >&2
         rm -rf "$ctx"

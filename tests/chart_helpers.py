@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -23,7 +22,6 @@ import yaml
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CHART_DIR: Final = REPO_ROOT / "charts" / "modelyard"
 TOOLS_BIN: Final = REPO_ROOT / ".tools" / "bin"
-ARGO_SCHEMA: Final = REPO_ROOT.parent / "shared" / "argo" / "workflows-v4.1.2.schema.json"
 INSTALL_HINT: Final = "run `bash scripts/install-tools.sh` (installs it into .tools/bin)"
 
 RELEASE: Final = "modelyard"
@@ -130,33 +128,6 @@ def pod_specs(objs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
 def containers(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from spec.get("initContainers", [])
     yield from spec.get("containers", [])
-
-
-def strict_argo_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Argo's schema with additionalProperties: false on every object definition listing properties."""
-    strict = copy.deepcopy(schema)
-    for definition in strict["definitions"].values():
-        if "properties" in definition and "additionalProperties" not in definition:
-            definition["additionalProperties"] = False
-    return strict
-
-
-@functools.cache
-def argo_validator(kind: str):
-    """A Draft 2020-12 validator for one Argo kind against the strict v4.1.2 schema."""
-    if not ARGO_SCHEMA.exists():
-        pytest.skip(
-            f"Argo schema not found at {ARGO_SCHEMA} (it lives in the project's shared/ folder, "
-            "beside the repository, and is not part of a clone)"
-        )
-    import jsonschema  # dev dependency
-
-    strict = strict_argo_schema(json.loads(ARGO_SCHEMA.read_text()))
-    wrapper = {
-        "$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
-        "definitions": strict["definitions"],
-    }
-    return jsonschema.Draft202012Validator(wrapper)
 
 
 def decoded_secret(obj: dict[str, Any]) -> dict[str, str]:

@@ -8,7 +8,8 @@
 # Kubernetes' own pause.c. Cached: while versions.env, go.mod, go.sum, this script and the Go
 # version are unchanged, nothing is rebuilt.
 #
-# Usage: scripts/cluster/build.sh
+# Usage: scripts/cluster/build.sh            everything
+#        scripts/cluster/build.sh argo-cli   only .cluster/bin/argo (for `argo lint` in make test)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -118,8 +119,20 @@ up_to_date() {
     for name in "${CNI_PLUGINS[@]}"; do [[ -x ${CNI_BIN_DIR}/${name} ]] || return 1; done
 }
 
+build_argo_cli() {
+    [[ -x ${BIN_DIR}/argo && $("${BIN_DIR}/argo" version --short 2>/dev/null) == *"${ARGO_WORKFLOWS_VERSION}"* ]] && return
+    stage_argo_source
+    log "go build: argo CLI ${ARGO_WORKFLOWS_VERSION}"
+    (cd "${CLUSTER_SCRIPTS}" && go build -trimpath -ldflags "$(version_ldflags)" -o "${BIN_DIR}/argo" \
+        github.com/argoproj/argo-workflows/v4/cmd/argo)
+}
+
 main() {
     check_go
+    if [[ ${1:-all} == argo-cli ]]; then
+        build_argo_cli
+        return
+    fi
     apt_install gcc libc6-dev binutils
     local hash
     hash=$(inputs_hash)

@@ -5,7 +5,9 @@
 #
 #   build   build every image (Docker's cache makes an unchanged one a no-op) and save the
 #           tarballs that changed
-#   import  import every tarball into the running node's containerd (namespace k8s.io)
+#   import  import into the running node's containerd (namespace k8s.io) every tarball it does
+#           not hold yet
+#   load    build, then import
 #   list    print the image references, one per line
 #
 # Upstream recipes where they exist: pause from Kubernetes' own Dockerfile; Argo, CoreDNS and
@@ -147,18 +149,23 @@ build() {
 }
 
 import() {
-    local ref file
+    local ref file marker
+    mkdir -p "${RUN_DIR}/imported"
     while read -r ref; do
         file="${IMAGE_DIR}/$(tr '/:' '__' <<<"${ref}").tar"
+        marker="${RUN_DIR}/imported/$(basename "${file}").id"
         [[ -f ${file} ]] || die "no image tarball for ${ref}; run scripts/cluster/images.sh build"
+        cmp -s "${file}.id" "${marker}" && continue
         log "importing ${ref}"
         ctr --address "${CONTAINERD_SOCKET}" -n k8s.io images import "${file}" >/dev/null
+        cp "${file}.id" "${marker}"
     done < <(all_refs)
 }
 
 case ${1:-} in
     build) build ;;
     import) import ;;
+    load) build && import ;;
     list) all_refs ;;
-    *) die "usage: $0 build|import|list" ;;
+    *) die "usage: $0 build|import|load|list" ;;
 esac

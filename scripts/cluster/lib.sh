@@ -1,5 +1,5 @@
 # Shared by scripts/cluster/{build,up,down,images}.sh: where things live and small helpers.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
 
 CLUSTER_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${CLUSTER_SCRIPTS}/../.." && pwd)"
