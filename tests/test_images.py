@@ -290,3 +290,33 @@ def test_the_pipeline_runs_step_by_step_in_containers_against_the_mlflow_image(
     finally:
         _docker("rm", "-f", container, check=False)
         s3.stop()
+
+
+def _container_memory_mib(container: str) -> float:
+    """Memory the container's cgroup holds now, page cache excluded (what the OOM killer weighs)."""
+    stats = _docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container).stdout
+    used = stats.split("/")[0].strip()
+    number, unit = float(used[:-3]), used[-3:]
+    return number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[unit]
+
+
+@pytest.mark.docker
+def test_mlflow_server_as_the_chart_runs_it_fits_its_kind_memory_limit(images: dict[str, str]) -> None:
+    from chart_helpers import one, scenario
+
+    deployment = one(scenario("kind"), "Deployment", "modelyard-mlflow")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    limit_mib = int(container["resources"]["limits"]["memory"].removesuffix("Gi")) * 1024
+    # The chart's literal settings (workers, job execution), on the embedded store instead of PostgreSQL.
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e and "$(" not in e["value"]}
+    env = {k: v for k, v in env.items() if k.startswith("MLFLOW_") and k not in ("MLFLOW_HOST", "MLFLOW_PORT")}
+    env |= {"MLFLOW_ARTIFACTS_DESTINATION": "/tmp/artifacts", "MLFLOW_S3_ENDPOINT_URL": ""}
+    port, started = _start_mlflow(images["mlflow"], **env)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", timeout=120)
+        time.sleep(10)  # worker processes start after /health first answers
+        used = _container_memory_mib(started)
+        print(f"mlflow server with {env.get('MLFLOW_WORKERS')} workers: {used:.0f} MiB of {limit_mib} MiB")
+        assert used < 0.8 * limit_mib
+    finally:
+        _docker("rm", "-f", started, check=False)
