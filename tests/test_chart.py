@@ -275,7 +275,7 @@ def test_every_pod_has_a_writable_tmp_for_its_read_only_root_filesystem():
         for container in containers(spec):
             tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
             if label.startswith("Pod/") and "test-mlflow" in label:
-                continue  # wget writes nothing
+                continue  # its Python writes nothing
             assert tmp, f"{label} {container['name']} has no /tmp"
             assert "emptyDir" in volumes[tmp[0]["name"]], label
 
@@ -820,7 +820,8 @@ def test_helm_test_pods_check_mlflow_health_and_every_bucket():
     objs = scenario("default")
     tests = [o for o in find(objs, "Pod") if o["metadata"]["annotations"].get("helm.sh/hook") == "test"]
     scripts = {o["metadata"]["name"]: o["spec"]["containers"][0]["command"][-1] for o in tests}
-    assert f"{MLFLOW_URL}/health" in scripts["modelyard-test-mlflow"]
+    assert f'"{MLFLOW_URL}" + path' in scripts["modelyard-test-mlflow"]
+    assert '"/health"' in scripts["modelyard-test-mlflow"]
     assert "/api/2.0/mlflow/experiments/search" in scripts["modelyard-test-mlflow"]
     buckets = scripts["modelyard-test-buckets"]
     for alias, bucket in (
