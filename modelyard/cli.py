@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import types
 import typing
@@ -47,8 +48,14 @@ class Cli(click.Group):
             _fail(ctx, ExitCode.TRANSIENT, transient_message(exc))
 
 
+# In a Kubernetes container the last words of a process; Argo shows them as the step's message.
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
 def _fail(ctx: click.Context, code: ExitCode, message: str) -> None:
     click.echo(f"modelyard: error: {message}", err=True)
+    if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
+        TERMINATION_LOG.write_text(message[:4000])  # the kubelet keeps at most 4096 bytes
     ctx.exit(int(code))
 
 

@@ -77,7 +77,13 @@ def _server_url(server: str, secure: bool) -> str:
 )
 @click.option("--token", envvar="ARGO_TOKEN", help="Bearer token (argo auth token).")
 @click.option("--namespace", "-n", envvar="ARGO_NAMESPACE", default="default", show_default=True)
-@click.option("--secure/--plaintext", envvar="ARGO_SECURE", default=True, help="https (default) or http.")
+@click.option(
+    "--secure/--plaintext",
+    envvar="ARGO_SECURE",
+    default=False,
+    help="https, or http (default: what the chart's Argo Server serves behind kubectl port-forward); "
+    "an http:// or https:// URL says it itself.",
+)
 @click.option("--insecure-skip-verify", "-k", envvar="ARGO_INSECURE_SKIP_VERIFY", is_flag=True)
 @click.option("--template", default=TEMPLATE, show_default=True, help="WorkflowTemplate to submit.")
 @click.option("--service-account", help="Run the pods as this ServiceAccount [default: the template's].")
@@ -123,11 +129,11 @@ def submit_command(
             parameters=[f"{k}={v}" for k, v in parameters.items()], service_account=service_account
         ),
     )
-    workflow = _call(lambda: service.submit_workflow(request), template, namespace)
+    workflow = _call(lambda: service.submit_workflow(request), template, namespace, host)
     name = workflow.metadata.name
     click.echo(f"submitted {namespace}/{name}")
     if wait:
-        _wait(service, name, namespace, poll_seconds)
+        _wait(service, name, namespace, poll_seconds, host)
 
 
 def _parameters(config_text: str, overrides: dict[str, str | None]) -> dict[str, str]:
@@ -143,7 +149,7 @@ def _parameters(config_text: str, overrides: dict[str, str | None]) -> dict[str,
     return out
 
 
-def _call(request: Any, template: str, namespace: str) -> Any:
+def _call(request: Any, template: str, namespace: str, host: str) -> Any:
     """Run a WorkflowsService call; turn its failures into modelyard errors with the fix."""
     import requests
     from hera.exceptions import Forbidden, NotFound, Unauthorized
@@ -151,7 +157,7 @@ def _call(request: Any, template: str, namespace: str) -> Any:
     try:
         return request()
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"cannot reach the Argo Server: {exc}") from exc
+        raise TransientError(f"cannot reach the Argo Server at {host}: {exc}") from exc
     except (Unauthorized, Forbidden) as exc:
         raise BadInputError(f"the Argo Server refused the token (--token/ARGO_TOKEN): {exc}") from exc
     except NotFound as exc:
@@ -161,10 +167,10 @@ def _call(request: Any, template: str, namespace: str) -> Any:
         ) from exc
 
 
-def _wait(service: Any, name: str, namespace: str, poll_seconds: int) -> None:
+def _wait(service: Any, name: str, namespace: str, poll_seconds: int, host: str) -> None:
     last = None
     while True:
-        workflow = _call(lambda: service.get_workflow(name, namespace=namespace), name, namespace)
+        workflow = _call(lambda: service.get_workflow(name, namespace=namespace), name, namespace, host)
         status = workflow.status
         phase = (status.phase if status else None) or "Pending"
         line = f"{phase} {status.progress or ''}".strip() if status else phase

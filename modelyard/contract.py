@@ -105,6 +105,12 @@ class EvaluateParams(PipelineStepParams):
     candidate_run_id: str = Field(description="MLflow run of the selected candidate")
 
 
+class RegisterParams(PipelineStepParams):
+    model_name: str = Field(
+        description="registered model name as prepare resolved it (the key of the per-model promotion lock)"
+    )
+
+
 class FinishParams(StepParams):
     run_id: str = Field(
         "", description="MLflow parent run id; empty when the pipeline failed before it existed"
@@ -147,6 +153,7 @@ class PrepareOutputs(BaseModel):
     run_url: str
     config: str
     candidates: str
+    model_name: str  # resolved from flags and config: what the promotion lock is keyed on
 
 
 class SplitOutputs(BaseModel):
@@ -260,7 +267,7 @@ STEPS: Final[dict[str, Step]] = {
         _step(
             "register",
             "Register the model with lineage; alias challenger, and champion when promoted.",
-            PipelineStepParams,
+            RegisterParams,
             RegisterOutputs,
             inputs=(SPLITS, EVALUATION),
         ),

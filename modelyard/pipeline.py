@@ -77,7 +77,12 @@ TRAINING: Final[tuple[Task, ...]] = (
         RUN_CONTEXT | {"candidate_run_id": TaskOutput("select", "candidate_run_id")},
         artifacts={SPLITS: "split"},
     ),
-    Task("register", STEPS["register"], RUN_CONTEXT, artifacts={SPLITS: "split", EVALUATION: "evaluate"}),
+    Task(
+        "register",
+        STEPS["register"],
+        RUN_CONTEXT | {"model_name": TaskOutput("prepare", "model_name")},
+        artifacts={SPLITS: "split", EVALUATION: "evaluate"},
+    ),
 )
 
 # Runs after the DAG whatever happened (Argo: the onExit handler), to close the parent run.

@@ -37,11 +37,16 @@ MODELYARD = (
 )
 
 
+TO_JSON = re.compile(r"=toJson\((.*)\)")  # the one Argo expression the templates use
+
+
 def substitute(text: str, scope: dict[str, str], where: str) -> str:
     def lookup(match: re.Match[str]) -> str:
-        if match.group(1) not in scope:
+        expression = TO_JSON.fullmatch(match.group(1))
+        name = expression.group(1) if expression else match.group(1)
+        if name not in scope:
             raise AssertionError(f"{where}: failed to resolve {{{{{match.group(1)}}}}}")
-        return scope[match.group(1)]
+        return json.dumps(scope[name]) if expression else scope[name]
 
     return REF.sub(lookup, text)
 
@@ -357,8 +362,10 @@ def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_on
     assert submitted["metadata"]["generateName"] == "modelyard-train-"
     assert submitted["spec"]["workflowTemplateRef"] == {"name": "modelyard-train"}
     arguments = {p["name"]: p["value"] for p in submitted["spec"]["arguments"]["parameters"]}
-    assert arguments["dataset"] == str(batches["drifted"])
-    assert arguments["model-name"] == model
+    config = json.loads(arguments["config"])  # the champion's training config, on the batch
+    assert config["dataset"] == str(batches["drifted"])
+    assert config["model_name"] == model
+    assert config["label"] == "target"
 
     run = runs["fresh"]
     assert run.scope[verdict] != "retrain"

@@ -98,6 +98,18 @@ def retry_expression(codes: Iterable[ExitCode] = RETRYABLE) -> str:
     return " || ".join(f"asInt(lastRetry.exitCode) == {int(code)}" for code in codes)
 
 
+BACKOFF_SECONDS: Final = 15
+BACKOFF_FACTOR: Final = 2
+
+
+def retry_window(deadline: int) -> int:
+    """Seconds from a step's first attempt within which Argo may still retry it: every attempt may
+    run its whole deadline, plus the backoff waits between them. Argo counts backoff.maxDuration from
+    the first attempt and caps each retried pod's deadline at what is left of it."""
+    waits = sum(BACKOFF_SECONDS * BACKOFF_FACTOR**attempt for attempt in range(RETRY_LIMIT))
+    return (RETRY_LIMIT + 1) * deadline + waits
+
+
 def platform_parameters(image: str = DEFAULT_IMAGE) -> list[Parameter]:
     return [
         Parameter(name=IMAGE, value=image, description="trainer image every step runs"),
@@ -192,6 +204,7 @@ def step_template(
     ]
     outputs += [Artifact(name=kebab(a), path=artifact_path(a)) for a in step.produces]
     retryable = [code for code in RETRYABLE if code in step.exit_codes]
+    deadline = DEADLINES.get(step.name, STEP_DEADLINE)
     return Container(
         name=kebab(step.name),
         image=workflow_param(IMAGE),
@@ -203,12 +216,16 @@ def step_template(
         env_from=[SecretEnvFrom(name=s, optional=True) for s in (DATASET_SECRET, ALERTS_SECRET)],
         resources=RESOURCES.get(step.name, SMALL),
         # IntOrString fields are written as strings: Argo's JSON schema types them as strings.
-        active_deadline_seconds=str(DEADLINES.get(step.name, STEP_DEADLINE)),
+        active_deadline_seconds=str(deadline),
         retry_strategy=RetryStrategy(
             limit=str(RETRY_LIMIT),
             retry_policy="Always",
             expression=retry_expression(retryable),
-            backoff=m.Backoff(duration="15s", factor=m.IntOrString(root="2"), max_duration="10m"),
+            backoff=m.Backoff(
+                duration=f"{BACKOFF_SECONDS}s",
+                factor=m.IntOrString(root=str(BACKOFF_FACTOR)),
+                max_duration=f"{retry_window(deadline)}s",
+            ),
         )
         if retryable
         else None,
@@ -218,9 +235,13 @@ def step_template(
     )
 
 
+MUTEX_KEY: Final = "model_name"  # the input of every template that moves `champion`
+
+
 def champion_mutex() -> m.Synchronization:
-    """One lock per model name: registering and rolling back both move the `champion` alias."""
-    name = "modelyard-champion-" + workflow_param("model-name")
+    """One lock per model: registering and rolling back both move the `champion` alias. Keyed on the
+    template's own model-name input, the name as resolved (flags and config), not a raw parameter."""
+    name = "modelyard-champion-" + input_param(kebab(MUTEX_KEY))
     return m.Synchronization(mutexes=[m.Mutex(name=name)])
 
 

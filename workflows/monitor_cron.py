@@ -14,14 +14,16 @@ from hera.workflows import CronWorkflow, Parameter, Resource, Step, Steps
 
 from modelyard.contract import STEPS, kebab
 from modelyard.monitor import RETRAIN
-from modelyard.steps.monitor import RETRAIN_THRESHOLDS
 from workflows import training
 from workflows.common import (
+    IMAGE,
     LABELS,
+    TRACKING_URI,
     cron_policy,
     params_as_arguments,
     platform_parameters,
     step_template,
+    input_param,
     workflow_param,
     workflow_spec_defaults,
 )
@@ -31,26 +33,35 @@ ENTRYPOINT: Final = "monitor-and-retrain"
 STEP: Final = STEPS["monitor"]
 SUBMITTER: Final = "modelyard-submitter"  # may only create Workflows (the chart's submitter Role)
 SCHEDULES: Final = ["0 * * * *"]  # hourly
-# What the training workflow gets: the batch, the model, and the champion-relative checks relaxed.
-RETRAIN_ARGUMENTS: Final = {
-    "dataset": workflow_param("dataset"),
-    "model-name": workflow_param("model-name"),
-    **{kebab(k): str(v) for k, v in RETRAIN_THRESHOLDS.items()},
-}
+CONFIG: Final = kebab("config")
+TRIGGERED_BY: Final = "modelyard.dev/triggered-by"  # label: the monitor workflow that submitted it
+# The monitor's `config` output is the champion's training config (model, label, search space,
+# expectations) with the batch as dataset and the champion-relative checks relaxed. JSON quoted as
+# a YAML string by Argo's toJson, whatever characters it holds.
+CONFIG_VALUE: Final = "{{=toJson(" + f"inputs.parameters.{CONFIG}" + ")}}"
 
 
 def training_workflow() -> str:
     """The Workflow the resource template creates, as YAML text (Argo substitutes the parameters)."""
+    arguments = {
+        CONFIG: CONFIG_VALUE,
+        IMAGE: workflow_param(IMAGE),
+        TRACKING_URI: workflow_param(TRACKING_URI),
+    }
     manifest = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"generateName": f"{training.NAME}-", "labels": dict(LABELS)},
+        "metadata": {
+            "generateName": f"{training.NAME}-",
+            "labels": {**LABELS, TRIGGERED_BY: "{{workflow.name}}"},
+        },
         "spec": {
             "workflowTemplateRef": {"name": training.NAME},
-            "arguments": {"parameters": [{"name": k, "value": v} for k, v in RETRAIN_ARGUMENTS.items()]},
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in arguments.items()]},
         },
     }
-    return yaml.safe_dump(manifest, sort_keys=False)
+    # The expression must stay a bare YAML value: its result is the quoted string.
+    return yaml.safe_dump(manifest, sort_keys=False).replace(f"'{CONFIG_VALUE}'", CONFIG_VALUE)
 
 
 def build() -> CronWorkflow:
@@ -68,6 +79,7 @@ def build() -> CronWorkflow:
         submit = Resource(
             name="submit-training",
             action="create",
+            inputs=[Parameter(name=CONFIG)],
             manifest=training_workflow(),
             service_account_name=SUBMITTER,
         )
@@ -82,6 +94,7 @@ def build() -> CronWorkflow:
             Step(
                 name="retrain",
                 template=submit,
+                arguments=[Parameter(name=CONFIG, value="{{steps.monitor.outputs.parameters." + CONFIG + "}}")],
                 when=f"{{{{steps.monitor.outputs.parameters.verdict}}}} == {RETRAIN}",
             )
     return cron

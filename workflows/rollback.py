@@ -8,6 +8,7 @@ from hera.workflows import WorkflowTemplate
 
 from modelyard.contract import STEPS, RollbackParams, kebab
 from workflows.common import (
+    MUTEX_KEY,
     champion_mutex,
     params_as_arguments,
     platform_parameters,
@@ -21,7 +22,7 @@ WORKFLOW_DEADLINE: Final = 30 * 60
 
 
 def build() -> WorkflowTemplate:
-    assert "model_name" in RollbackParams.model_fields, "the champion mutex is keyed by model-name"
+    assert MUTEX_KEY in RollbackParams.model_fields, f"the champion mutex is keyed by {MUTEX_KEY}"
     with WorkflowTemplate(
         name=NAME,
         entrypoint=kebab(STEP.name),

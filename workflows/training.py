@@ -10,6 +10,7 @@ from modelyard.contract import PrepareParams, kebab
 from modelyard.pipeline import EXIT_HANDLER, TRAINING, AllOutputs, Item, PipelineInput, Source, TaskOutput
 from modelyard.pipeline import Task as PipelineTask
 from workflows.common import (
+    MUTEX_KEY,
     champion_mutex,
     params_as_arguments,
     platform_parameters,
@@ -80,7 +81,7 @@ def _check() -> None:
         missing = set(outputs) - set(steps[task].outputs.model_fields)
         assert not missing, f"GLOBAL_OUTPUTS names outputs {task} does not have: {missing}"
     assert set(EXIT_VALUES) == set(EXIT_HANDLER.params.model_fields), "EXIT_VALUES must cover FinishParams"
-    assert "model_name" in PrepareParams.model_fields, "the promotion mutex is keyed by model-name"
+    assert MUTEX_KEY in steps[PROMOTION].params.model_fields, f"the promotion mutex is keyed by {MUTEX_KEY}"
 
 
 def build() -> WorkflowTemplate:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import mlflow
 
@@ -14,16 +16,17 @@ STATUSES = {"Succeeded": "FINISHED", "Failed": "FAILED", "Error": "FAILED"}
 
 def finish(params: FinishParams, work_dir: Path) -> FinishOutputs:
     run_id = params.run_id or run_of_this_workflow()
+    reason = failure_reason(params.message)
     if params.status != "Succeeded":
-        why = f": {params.message[:300]}" if params.message else ""
+        why = f": {reason[:300]}" if reason else ""
         run = f" (MLflow run {run_id})" if run_id else ""
         alerts.send(f"training run {params.status.lower()}{run}{why}")
     if not run_id:
         return FinishOutputs(status="no parent run to close")
     client = mlflow.MlflowClient()
     status = STATUSES.get(params.status, "FAILED")
-    if params.message:
-        client.set_tag(run_id, f"{TAG}failure", params.message[:5000])
+    if reason:
+        client.set_tag(run_id, f"{TAG}failure", reason[:5000])
     client.set_tag(run_id, f"{TAG}status", params.status)
     client.set_terminated(run_id, status=status)
     return FinishOutputs(status=status)
@@ -44,3 +47,24 @@ def run_of_this_workflow() -> str:
         max_results=1,
     )
     return runs[0].info.run_id if runs else ""
+
+
+def failure_reason(message: str) -> str:
+    """One readable line from what failed. Argo's {{workflow.failures}} is a JSON list of the failed
+    nodes, JSON-quoted once more, and the quoted `null` when nothing failed; any other text (the
+    local runner's) is the reason as it is."""
+    value: Any = message.strip()
+    while isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+    if not value:
+        return ""
+    if not isinstance(value, list):
+        return str(value)
+    # The failed pods say why (exit code, the step's own message); their DAG and retry parents
+    # only repeat "child failed" or "No more retries left".
+    steps = [n for n in value if isinstance(n, dict) and "exit code" in str(n.get("message", ""))]
+    reasons = dict.fromkeys(f"{n.get('displayName', '?')}: {n.get('message', '')}" for n in steps or value)
+    return "; ".join(reasons)

@@ -33,6 +33,7 @@ def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
         run_url=run_url(run.info.run_id, run.info.experiment_id),
         config=config_json,
         candidates=json.dumps([c.model_dump() for c in candidates]),
+        model_name=config.model_name,
     )
 
 

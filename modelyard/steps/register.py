@@ -10,7 +10,8 @@ from mlflow.models import infer_signature
 
 from modelyard import alerts, model
 from modelyard.config import PipelineConfig
-from modelyard.contract import EVALUATION, SPLITS, PipelineStepParams, RegisterOutputs
+from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
+from modelyard.errors import BadInputError
 from modelyard.registry import (
     CHALLENGER,
     CHAMPION,
@@ -27,8 +28,13 @@ from modelyard.tracking import TAG, lineage_tags
 SERVING_PACKAGES = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
 
-def register(params: PipelineStepParams, work_dir: Path) -> RegisterOutputs:
+def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
     config = PipelineConfig.model_validate_json(params.config)
+    if params.model_name != config.model_name:
+        raise BadInputError(
+            f"--model-name {params.model_name!r} is not the config's model {config.model_name!r}: "
+            "the promotion lock would guard another model"
+        )
     evaluation = json.loads((work_dir / EVALUATION / "evaluation.json").read_text())
     split_info = json.loads((work_dir / SPLITS / "split.json").read_text())
     run_id, decision = evaluation["candidate_run_id"], evaluation["decision"]
