@@ -154,7 +154,9 @@ def test_argos_executor_runs_as_the_pods_user_on_kind_and_here() -> None:
     """Argo creates an input artifact's parent directory 0700 as the executor's user: an executor
     UID other than the step's (the pod's) leaves the step unable to read its work directory."""
     kind = yaml.safe_load((REPO / "scripts" / "argo-values.yaml").read_text())["executor"]
-    configmap = yaml.safe_load((CLUSTER / "addons" / "argo" / "workflow-controller-configmap.yaml").read_text())
+    configmap = yaml.safe_load(
+        (CLUSTER / "addons" / "argo" / "workflow-controller-configmap.yaml").read_text()
+    )
     here = yaml.safe_load(fill(configmap["data"]["executor"]))
     for executor in (kind, here):
         assert "runAsUser" not in executor["securityContext"]

@@ -309,7 +309,9 @@ def test_mlflow_server_as_the_chart_runs_it_fits_its_kind_memory_limit(images: d
     limit_mib = int(container["resources"]["limits"]["memory"].removesuffix("Gi")) * 1024
     # The chart's literal settings (workers, job execution), on the embedded store instead of PostgreSQL.
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e and "$(" not in e["value"]}
-    env = {k: v for k, v in env.items() if k.startswith("MLFLOW_") and k not in ("MLFLOW_HOST", "MLFLOW_PORT")}
+    env = {
+        k: v for k, v in env.items() if k.startswith("MLFLOW_") and k not in ("MLFLOW_HOST", "MLFLOW_PORT")
+    }
     env |= {"MLFLOW_ARTIFACTS_DESTINATION": "/tmp/artifacts", "MLFLOW_S3_ENDPOINT_URL": ""}
     port, started = _start_mlflow(images["mlflow"], **env)
     try:

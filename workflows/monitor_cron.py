@@ -20,10 +20,10 @@ from workflows.common import (
     LABELS,
     TRACKING_URI,
     cron_policy,
+    input_param,
     params_as_arguments,
     platform_parameters,
     step_template,
-    input_param,
     workflow_param,
     workflow_spec_defaults,
 )
@@ -38,7 +38,7 @@ TRIGGERED_BY: Final = "modelyard.dev/triggered-by"  # label: the monitor workflo
 # The monitor's `config` output is the champion's training config (model, label, search space,
 # expectations) with the batch as dataset and the champion-relative checks relaxed. JSON quoted as
 # a YAML string by Argo's toJson, whatever characters it holds.
-CONFIG_VALUE: Final = "{{=toJson(" + f"inputs.parameters.{CONFIG}" + ")}}"
+CONFIG_VALUE: Final = "{{=toJson(" + input_param(CONFIG)[2:-2] + ")}}"
 
 
 def training_workflow() -> str:
@@ -94,7 +94,9 @@ def build() -> CronWorkflow:
             Step(
                 name="retrain",
                 template=submit,
-                arguments=[Parameter(name=CONFIG, value="{{steps.monitor.outputs.parameters." + CONFIG + "}}")],
+                arguments=[
+                    Parameter(name=CONFIG, value="{{steps.monitor.outputs.parameters." + CONFIG + "}}")
+                ],
                 when=f"{{{{steps.monitor.outputs.parameters.verdict}}}} == {RETRAIN}",
             )
     return cron
