@@ -1,0 +1,403 @@
+"""The user's path on a real cluster, as the README tells it: eight scenarios on real pods.
+
+Each test prints what it checked. State one needs (a champion, a second champion) comes from a
+fixture, so any test runs alone: `pytest tests/e2e -k rollback`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import kube
+import pytest
+import yaml
+from kubernetes import client
+from minio import Minio
+
+from e2e.conftest import (
+    ARGO_NAMESPACE,
+    CONFIG,
+    LABEL,
+    NAMESPACE,
+    Release,
+    alerts,
+    image_tags,
+)
+from e2e.harness import REPO, Argo, PortForward, exit_code, pod_nodes, sh
+
+MODEL: Final = "e2e-churn"
+TAG: Final = "modelyard."
+TRAINING: Final = "workflowtemplate/modelyard-train"
+STEPS: Final = {"prepare", "split", "validate", "train", "select", "evaluate", "register", "finish"}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def mlflow(mlflow_client: Any, mlflow_forward: PortForward) -> Callable[[], Any]:
+    """The MLflow client, its port-forward restarted first if MLflow's pod changed."""
+
+    def current() -> Any:
+        mlflow_forward.ensure()
+        return mlflow_client
+
+    return current
+
+
+def train(
+    argo: Argo, dataset: str, config_text: str, model: str | None = MODEL, **extra: str
+) -> dict[str, Any]:
+    params = {"dataset": dataset, "label": LABEL, "config": config_text, **extra}
+    if model:
+        params["model_name"] = model
+    return argo.wait(argo.submit(TRAINING, **params))
+
+
+def champion(mlflow: Callable[[], Any], model: str = MODEL) -> Any:
+    return mlflow().get_model_version_by_alias(model, "champion")
+
+
+def parent_run(mlflow: Callable[[], Any], workflow: dict[str, Any]) -> Any:
+    uid = workflow["metadata"]["uid"]
+    experiments = [e.experiment_id for e in mlflow().search_experiments()]
+    (run,) = mlflow().search_runs(experiments, filter_string=f"tags.`{TAG}workflow_uid` = '{uid}'")
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained(argo: Argo, datasets: dict[str, str], config_text: str) -> dict[str, Any]:
+    """Scenario 1's training workflow: MODEL's first champion."""
+    return train(argo, datasets["customers"], config_text)
+
+
+@pytest.fixture(scope="module")
+def two_champions(
+    trained: dict[str, Any], argo: Argo, datasets: dict[str, str], config_text: str, mlflow: Any
+) -> Any:
+    """A champion that replaced another (trained again if none did yet)."""
+    if not champion(mlflow).tags.get(f"{TAG}previous_champion"):
+        assert train(argo, datasets["customers"], config_text)["status"]["phase"] == "Succeeded"
+    return champion(mlflow)
+
+
+def test_1_training_from_s3_runs_every_step_and_candidate_in_a_pod_and_records_lineage(
+    trained: dict[str, Any], mlflow: Any, bucket: Minio
+) -> None:
+    workflow, name = trained, trained["metadata"]["name"]
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+    pods = pod_nodes(workflow)
+    per_step = Counter(n["templateName"] for n in pods)
+    candidates = sum(
+        len(v.get("C", [1])) * len(v.get("n_estimators", [1])) for v in CONFIG["search_space"].values()
+    )
+    print(f"{name}: pods per step {dict(per_step)}")
+    assert set(per_step) == STEPS
+    assert per_step["train"] == candidates == 3
+    assert all(n["phase"] == "Succeeded" and n.get("hostNodeName") for n in pods)
+
+    version = champion(mlflow)
+    tags = version.tags
+    print(
+        f"champion {MODEL} v{version.version}; lineage { ({k: v for k, v in tags.items() if 'workflow' in k or 'image' in k}) }"
+    )
+    assert tags[f"{TAG}workflow_name"] == name
+    assert tags[f"{TAG}workflow_uid"] == workflow["metadata"]["uid"]
+    assert tags[f"{TAG}image"] == image_tags()["MODELYARD_TRAINER_IMAGE"]
+    assert tags[f"{TAG}dataset"].startswith("s3://datasets/")
+
+    models = [o.object_name for o in bucket.list_objects("mlflow-artifacts", recursive=True)]
+    steps = [o.object_name for o in bucket.list_objects("argo-artifacts", prefix=f"{name}/", recursive=True)]
+    print(f"MinIO: {len(models)} MLflow objects, Argo step artifacts {steps}")
+    assert any(key.endswith(f"{version.model_id}/artifacts/MLmodel") for key in models)
+    assert {key.rsplit("/", 1)[1] for key in steps} >= {"splits.tgz", "evaluation.tgz"}
+
+
+def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_failed(
+    trained: dict[str, Any],
+    argo: Argo,
+    datasets: dict[str, str],
+    config_text: str,
+    mlflow: Any,
+    api: client.ApiClient,
+) -> None:
+    before = champion(mlflow).version
+    workflow = train(argo, datasets["bad"], config_text)
+    validate = [n for n in pod_nodes(workflow) if n["templateName"] == "validate"]
+    print(
+        f"{workflow['metadata']['name']}: {workflow['status']['phase']}; validate attempts {[exit_code(n) for n in validate]}"
+    )
+    assert workflow["status"]["phase"] == "Failed"
+    assert [exit_code(n) for n in validate] == ["2"], "exactly one attempt, exit code 2"
+    assert not [n for n in pod_nodes(workflow) if n["templateName"] in ("train", "register")]
+
+    run = parent_run(mlflow, workflow)
+    reason = run.data.tags[f"{TAG}failure"]
+    print(f"MLflow run {run.info.run_id}: {run.info.status}, reason: {reason}")
+    assert run.info.status == "FAILED"
+    assert "validate" in reason and "missing" in reason and '\\"' not in reason
+    assert champion(mlflow).version == before
+
+    alert = kube.wait_until(
+        lambda: [a for a in alerts(api) if run.info.run_id in a], "the failure alert at the receiver", 120
+    )
+    print(f"alert received: {alert[0]}")
+    assert "failed" in alert[0] and "missing" in alert[0]
+
+
+def test_3_an_mlflow_outage_during_training_is_retried_on_75_and_registers_once(
+    argo: Argo, datasets: dict[str, str], config_text: str, mlflow: Any, api: client.ApiClient
+) -> None:
+    model = f"e2e-outage-{int(time.time())}"
+    core = client.CoreV1Api(api)
+    name = argo.submit(
+        TRAINING, dataset=datasets["customers"], label=LABEL, config=config_text, model_name=model
+    )
+
+    def running(step: str) -> bool:
+        pods = core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"workflows.argoproj.io/workflow={name}"
+        ).items
+        return any(f"-{step}-" in p.metadata.name and p.status.phase == "Running" for p in pods)
+
+    deletions = 0
+    while not any(exit_code(n) == "75" for n in pod_nodes(argo.get(name))):
+        assert deletions < 5, "no step exited 75 after five MLflow outages"
+        kube.wait_until(
+            lambda: running("train") or running("register"), "a train or register pod running", 600, 0.5
+        )
+        for pod in core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/component=mlflow"
+        ).items:
+            core.delete_namespaced_pod(pod.metadata.name, NAMESPACE, grace_period_seconds=0)
+        deletions += 1
+        print(f"deleted the MLflow pod while {name} trains ({deletions})")
+        time.sleep(30)
+    workflow = argo.wait(name)
+    retried = [(n["displayName"], exit_code(n)) for n in pod_nodes(workflow) if exit_code(n) == "75"]
+    versions = mlflow().search_model_versions(f"name = '{model}'")
+    print(
+        f"{name}: {workflow['status']['phase']}; attempts that exited 75: {retried}; versions: {len(versions)}"
+    )
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+    assert retried
+    assert len(versions) == 1
+
+
+def cron_runs(argo: Argo, cron: str, after: datetime) -> list[dict[str, Any]]:
+    runs = argo.workflows(f"workflows.argoproj.io/cron-workflow={cron}")
+    return [w for w in runs if datetime.fromisoformat(w["metadata"]["creationTimestamp"]) > after]
+
+
+def next_cron_run(argo: Argo, cron: str, after: datetime) -> dict[str, Any]:
+    """The first run the CronWorkflow starts after `after`, once it has ended."""
+    first = kube.wait_until(lambda: cron_runs(argo, cron, after), f"{cron} to fire", 240, 5)
+    return argo.wait(min(first, key=lambda w: w["metadata"]["creationTimestamp"])["metadata"]["name"])
+
+
+def now() -> datetime:
+    """A moment just before now (the cluster's clock is this machine's, or kind's on it)."""
+    return datetime.now(UTC) - timedelta(seconds=5)
+
+
+def schedule(cron: str, parameters: dict[str, str]) -> dict[str, Any]:
+    return {
+        "pipeline": {
+            "cronWorkflows": {cron: {"schedules": ["* * * * *"], "suspend": False, "parameters": parameters}}
+        }
+    }
+
+
+def test_4a_the_retrain_cron_fires_on_its_schedule_and_registers_a_new_version(
+    trained: dict[str, Any],
+    release: Release,
+    argo: Argo,
+    api: client.ApiClient,
+    datasets: dict[str, str],
+    config_text: str,
+    mlflow: Any,
+) -> None:
+    before = {v.version for v in mlflow().search_model_versions(f"name = '{MODEL}'")}
+    start = now()
+    parameters = {
+        "dataset": datasets["customers"],
+        "label": LABEL,
+        "model-name": MODEL,
+        "config": config_text,
+    }
+    release.install(schedule("modelyard-retrain", parameters))
+    try:
+        run = next_cron_run(argo, "modelyard-retrain", start)
+    finally:
+        release.install()
+    new = {v.version for v in mlflow().search_model_versions(f"name = '{MODEL}'")} - before
+    print(
+        f"{run['metadata']['name']} fired by the schedule: {run['status']['phase']}; new versions {sorted(new)}"
+    )
+    assert run["status"]["phase"] == "Succeeded", run["status"].get("message")
+    assert new
+
+
+def monitor_outputs(workflow: dict[str, Any]) -> dict[str, str]:
+    (node,) = [n for n in pod_nodes(workflow) if n["templateName"] == "monitor"]
+    return {p["name"]: p.get("value", "") for p in node["outputs"]["parameters"]}
+
+
+def triggered_by(argo: Argo, workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return argo.workflows(f"modelyard.dev/triggered-by={workflow['metadata']['name']}")
+
+
+def test_4b_the_monitor_cron_retrains_on_a_drifted_batch_and_submits_nothing_on_a_fresh_one(
+    trained: dict[str, Any], release: Release, argo: Argo, api: client.ApiClient, datasets: dict[str, str]
+) -> None:
+    try:
+        start = now()
+        release.install(schedule("modelyard-monitor", {"dataset": datasets["drifted"], "model-name": MODEL}))
+        drifted = next_cron_run(argo, "modelyard-monitor", start)
+        verdict = monitor_outputs(drifted)["verdict"]
+        (retraining,) = kube.wait_until(
+            lambda: triggered_by(argo, drifted), "the retraining workflow", 120, 2
+        )
+        retrained = argo.wait(retraining["metadata"]["name"])
+        config = json.loads(
+            next(p["value"] for p in retrained["spec"]["arguments"]["parameters"] if p["name"] == "config")
+        )
+        print(
+            f"{drifted['metadata']['name']}: verdict {verdict}; submitted {retraining['metadata']['name']}: {retrained['status']['phase']}"
+        )
+        assert verdict == "retrain"
+        assert retrained["status"]["phase"] == "Succeeded", retrained["status"].get("message")
+        assert (config["model_name"], config["label"], config["dataset"]) == (
+            MODEL,
+            LABEL,
+            datasets["drifted"],
+        )
+        assert config["search_space"] == CONFIG["search_space"]
+
+        start = now()
+        release.install(schedule("modelyard-monitor", {"dataset": datasets["fresh"], "model-name": MODEL}))
+        fresh = next_cron_run(argo, "modelyard-monitor", start)
+        time.sleep(15)  # a submission would have been created by now
+        print(
+            f"{fresh['metadata']['name']}: verdict {monitor_outputs(fresh)['verdict']}; submitted {len(triggered_by(argo, fresh))}"
+        )
+        assert fresh["status"]["phase"] == "Succeeded"
+        assert monitor_outputs(fresh)["verdict"] != "retrain"
+        assert triggered_by(argo, fresh) == []
+    finally:
+        release.install()
+
+
+def test_5_the_rollback_template_moves_champion_back(two_champions: Any, argo: Argo, mlflow: Any) -> None:
+    current = champion(mlflow)
+    previous = current.tags[f"{TAG}previous_champion"]
+    workflow = argo.wait(argo.submit("workflowtemplate/modelyard-rollback", model_name=MODEL))
+    after = champion(mlflow)
+    print(f"rollback {workflow['metadata']['name']}: champion v{current.version} -> v{after.version}")
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+    assert after.version == previous
+    assert mlflow().get_model_version(MODEL, current.version).tags[f"{TAG}rollback_reason"]
+
+
+def test_6_concurrent_trainings_of_one_model_promote_one_at_a_time(
+    argo: Argo, datasets: dict[str, str], mlflow: Any
+) -> None:
+    model = f"e2e-concurrent-{int(time.time())}"
+    # One names the model as a parameter, the other only in its config: the same lock either way.
+    by_param = argo.submit(
+        TRAINING, dataset=datasets["customers"], label=LABEL, config=yaml.safe_dump(CONFIG), model_name=model
+    )
+    by_config = argo.submit(
+        TRAINING, dataset=datasets["customers"], config=yaml.safe_dump(CONFIG | {"model_name": model})
+    )
+    workflows = [argo.wait(by_param), argo.wait(by_config)]
+    spans = []
+    for workflow in workflows:
+        assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+        (register,) = [n for n in pod_nodes(workflow) if n["templateName"] == "register"]
+        spans.append((register["startedAt"], register["finishedAt"]))
+    (first, second) = sorted(spans)
+    print(f"register steps {spans}")
+    assert first[1] <= second[0], "the promotion lock let both register at once"
+
+    versions = {v.version: v for v in mlflow().search_model_versions(f"name = '{model}'")}
+    chain, version = [], champion(mlflow, model).version
+    while version:
+        chain.append(version)
+        version = versions[version].tags.get(f"{TAG}previous_champion", "")
+    promoted = sorted(
+        (v for v in versions.values() if f"{TAG}promoted_at" in v.tags),
+        key=lambda v: v.tags[f"{TAG}promoted_at"],
+    )
+    print(f"{model}: versions {sorted(versions)}, champion chain {chain}")
+    assert len(versions) == 2
+    assert chain == [v.version for v in reversed(promoted)], "every promotion names the champion it replaced"
+
+
+def argo_server(api: client.ApiClient) -> tuple[str, int]:
+    """The Argo Server's Service (port 2746) in Argo's namespace, whoever installed it."""
+    services = client.CoreV1Api(api).list_namespaced_service(ARGO_NAMESPACE).items
+    for service in services:
+        for port in service.spec.ports:
+            if port.port == 2746:
+                return service.metadata.name, port.port
+    raise AssertionError(f"no Argo Server Service on port 2746 in namespace {ARGO_NAMESPACE}")
+
+
+def test_7_modelyard_submit_trains_through_the_argo_server(
+    api: client.ApiClient, argo: Argo, datasets: dict[str, str], config_text: str, tmp_path: Any
+) -> None:
+    forward = PortForward(ARGO_NAMESPACE, *argo_server(api))
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(config_text)
+    try:
+        server = forward.ensure()
+        out = sh(
+            str(REPO / ".venv" / "bin" / "modelyard"), "submit", "--argo-server", server, "-n", NAMESPACE,
+            "--config", str(config), "--dataset", datasets["customers"], "--model-name", "e2e-submit", "--wait",
+            timeout=1500,
+        )  # fmt: skip
+    finally:
+        forward.stop()
+    print(out)
+    assert "Succeeded" in out
+    assert "decision: promote" in out
+
+
+def loads_champion(mlflow_forward: PortForward) -> list[Any]:
+    import mlflow as mlflow_module
+    from conftest import make_customers
+
+    mlflow_module.set_tracking_uri(f"http://{mlflow_forward.ensure()}")
+    model = mlflow_module.pyfunc.load_model(f"models:/{MODEL}@champion")
+    rows = make_customers(rows=5, seed=21).drop(columns=[LABEL])
+    return list(model.predict(rows))
+
+
+def secrets(api: client.ApiClient) -> dict[str, Any]:
+    core = client.CoreV1Api(api)
+    return {
+        name: core.read_namespaced_secret(name, NAMESPACE).data
+        for name in ("modelyard-minio-root", "modelyard-postgresql")
+    }
+
+
+def test_8_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
+    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow_forward: PortForward
+) -> None:
+    before = secrets(api)
+    release.install()
+    assert secrets(api) == before, "helm upgrade changed the credentials"
+    predictions = loads_champion(mlflow_forward)
+    print(f"after helm upgrade the champion predicts {predictions}")
+    assert len(predictions) == 5 and set(predictions) <= {"yes", "no"}
+
+    release.uninstall()
+    release.install()
+    print(release.test())
+    assert secrets(api) == before, "a reinstall lost the credentials of the kept volumes"
+    assert len(loads_champion(mlflow_forward)) == 5
