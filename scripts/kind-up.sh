@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Bring up a local kind cluster with Argo Workflows and the modelyard chart, in one command.
-# Needs Docker, kind, helm, kubectl and the internet (images, the Argo chart, MinIO sources).
+# Needs Docker, kind (the version versions.env pins with its node image), helm, kubectl and the
+# internet (the node and Argo images, the Argo chart, the Go module proxy for MinIO's sources).
+# Writes the cluster's kubeconfig to .kind/kubeconfig (make e2e-kind runs the tests against it).
 #
 # Usage: scripts/kind-up.sh
 # Env:   CLUSTER_NAME (modelyard), NAMESPACE (modelyard), ARGO_NAMESPACE (argo),
@@ -14,12 +16,13 @@ CLUSTER_NAME="${CLUSTER_NAME:-modelyard}"
 NAMESPACE="${NAMESPACE:-modelyard}"
 ARGO_NAMESPACE="${ARGO_NAMESPACE:-argo}"
 TIMEOUT="${TIMEOUT:-10m}"
-# argo-helm chart; images.tag in argo-values.yaml pins Argo Workflows v4.1.2 itself.
+# argo-helm chart; images.tag in argo-values.yaml pins the Argo Workflows release itself.
 ARGO_CHART_VERSION="${ARGO_CHART_VERSION:-2.0.4}"
 ARGO_HELM_REPO="https://argoproj.github.io/argo-helm"
-MINIO_RELEASE="RELEASE.2025-10-15T17-29-55Z"
-MINIO_IMAGE="modelyard/minio:${MINIO_RELEASE}"
 CHART_DIR="${REPO_ROOT}/charts/modelyard"
+KUBECONFIG_FILE="${REPO_ROOT}/.kind/kubeconfig"
+# shellcheck source=cluster/versions.env
+source "${REPO_ROOT}/scripts/cluster/versions.env"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'kind-up: %s\n' "$*" >&2; exit 1; }
@@ -28,14 +31,21 @@ for tool in docker kind helm kubectl; do
   command -v "${tool}" >/dev/null 2>&1 || die "${tool} is required (see README: local cluster)"
 done
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable"
+# A node image is built for one kind release: another kind may fail to boot it.
+kind_version="$(kind version | awk '{print $2}')"
+[[ "${kind_version}" == "${KIND_VERSION}" ]] \
+  || die "kind ${kind_version} is installed; the pinned node image ${KIND_NODE_IMAGE} is built for kind ${KIND_VERSION} (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
 
 log "kind cluster ${CLUSTER_NAME}"
 if kind get clusters | grep -qx "${CLUSTER_NAME}"; then
   echo "cluster ${CLUSTER_NAME} exists; reusing it"
 else
-  kind create cluster --name "${CLUSTER_NAME}" --config "${REPO_ROOT}/scripts/kind-config.yaml" --wait "${TIMEOUT}"
+  kind create cluster --name "${CLUSTER_NAME}" --image "${KIND_NODE_IMAGE}" \
+    --config "${REPO_ROOT}/scripts/kind-config.yaml" --wait "${TIMEOUT}"
 fi
-kubectl config use-context "kind-${CLUSTER_NAME}" >/dev/null
+mkdir -p "$(dirname "${KUBECONFIG_FILE}")"
+kind get kubeconfig --name "${CLUSTER_NAME}" >"${KUBECONFIG_FILE}"
+export KUBECONFIG="${KUBECONFIG_FILE}"
 kubectl create namespace "${NAMESPACE}" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # The chart's pods all meet Pod Security "restricted"; enforce it so a regression shows here.
 kubectl label namespace "${NAMESPACE}" --overwrite \
@@ -51,18 +61,18 @@ helm upgrade --install argo-workflows argo-workflows \
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   log "building images"
-  # build-images.sh prints KEY=VALUE tag lines last (MODELYARD_TRAINER_IMAGE, MODELYARD_MLFLOW_IMAGE).
+  # build-images.sh prints KEY=VALUE tag lines last (trainer, mlflow and minio images).
   build_output="$("${REPO_ROOT}/scripts/build-images.sh")"
-  docker build --tag "${MINIO_IMAGE}" --build-arg "MINIO_RELEASE=${MINIO_RELEASE}" "${REPO_ROOT}/images/minio"
 else
   build_output="$("${REPO_ROOT}/scripts/build-images.sh" --print-tags)"
 fi
 trainer_image="$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"${build_output}" | tail -n1)"
 mlflow_image="$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"${build_output}" | tail -n1)"
-[[ -n "${trainer_image}" && -n "${mlflow_image}" ]] || die "build-images.sh printed no image tags"
+minio_image="$(sed -n 's/^MODELYARD_MINIO_IMAGE=//p' <<<"${build_output}" | tail -n1)"
+[[ -n "${trainer_image}" && -n "${mlflow_image}" && -n "${minio_image}" ]] || die "build-images.sh printed no image tags"
 
-log "loading images into kind: ${trainer_image} ${mlflow_image} ${MINIO_IMAGE}"
-kind load docker-image --name "${CLUSTER_NAME}" "${trainer_image}" "${mlflow_image}" "${MINIO_IMAGE}"
+log "loading images into kind: ${trainer_image} ${mlflow_image} ${minio_image}"
+kind load docker-image --name "${CLUSTER_NAME}" "${trainer_image}" "${mlflow_image}" "${minio_image}"
 
 log "modelyard chart in namespace ${NAMESPACE}"
 helm upgrade --install modelyard "${CHART_DIR}" \
@@ -88,6 +98,6 @@ modelyard is up on kind cluster "${CLUSTER_NAME}".
   MLflow UI:  kubectl -n ${NAMESPACE} port-forward svc/modelyard-mlflow 5000:5000   -> http://localhost:5000
   Argo UI:    kubectl -n ${ARGO_NAMESPACE} port-forward svc/argo-workflows-server 2746:2746 -> http://localhost:2746
   Train:      argo -n ${NAMESPACE} submit --from workflowtemplate/modelyard-train --watch
-  End to end: scripts/e2e-kind.sh
+  End to end: KUBECONFIG=${KUBECONFIG_FILE} make e2e
   Tear down:  scripts/kind-down.sh
 NEXT

@@ -122,7 +122,7 @@ def observer(api: client.ApiClient) -> Iterator[Observer]:
         )
     # The kubelet enforces the limits: a pod over its limit is OOMKilled, and one close to it is a warning.
     killed = [r["pod"] for r in report if "OOMKilled" in r["endings"]]
-    over = [r["pod"] for r in report if r["limit_mib"] and r["peak_mib"] > 0.9 * r["limit_mib"]]
+    over = [f"{r['pod']} ({', '.join(r['over_90_percent'])})" for r in report if r["over_90_percent"]]
     assert not killed, f"pods OOMKilled: {killed}"
     assert not over, f"pods above 90% of their memory limit: {over}"
 
@@ -233,7 +233,7 @@ def argo(release: Release) -> Argo:
 
 @pytest.fixture(scope="session")
 def mlflow_forward(release: Release) -> Iterator[PortForward]:
-    forward = PortForward(NAMESPACE, "modelyard-mlflow", 5000)
+    forward = PortForward(NAMESPACE, "modelyard-mlflow", 5000, health="/health")
     yield forward
     forward.stop()
 
@@ -249,7 +249,7 @@ def mlflow_client(mlflow_forward: PortForward) -> Any:
 @pytest.fixture(scope="session")
 def bucket(api: client.ApiClient, release: Release) -> Iterator[Minio]:
     """The chart's MinIO with its root credentials (the README's upload path)."""
-    forward = PortForward(NAMESPACE, "modelyard-minio", 9000)
+    forward = PortForward(NAMESPACE, "modelyard-minio", 9000, health="/minio/health/ready")
     secret = client.CoreV1Api(api).read_namespaced_secret("modelyard-minio-root", NAMESPACE)
     decode = lambda key: __import__("base64").b64decode(secret.data[key]).decode()  # noqa: E731
     yield Minio(forward.ensure(), decode("MINIO_ROOT_USER"), decode("MINIO_ROOT_PASSWORD"), secure=False)

