@@ -906,3 +906,19 @@ def test_the_github_workflow_runs_make_e2e_kind():
     joined = "\n".join(steps)
     for command in ("make e2e-kind", "scripts/kind-down.sh"):
         assert command in joined
+
+
+def test_a_schedule_sets_the_training_label_model_and_config_and_a_misspelt_parameter_fails_the_render():
+    sets = [
+        "pipeline.cronWorkflows.modelyard-retrain.parameters.label=churn",
+        "pipeline.cronWorkflows.modelyard-retrain.parameters.model-name=churn-model",
+    ]
+    cron = one(render(sets=sets), "CronWorkflow", "modelyard-retrain")
+    params = _parameters(cron["spec"]["workflowSpec"])
+    assert (params["label"], params["model-name"]) == ("churn", "churn-model")
+    assert "config" in params
+    failed = run(
+        helm_template_args(sets=["pipeline.cronWorkflows.modelyard-retrain.parameters.lable=x"]), check=False
+    )
+    assert failed.returncode != 0
+    assert 'modelyard-retrain has no parameter "lable"' in failed.stderr

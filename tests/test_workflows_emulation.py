@@ -37,16 +37,11 @@ MODELYARD = (
 )
 
 
-TO_JSON = re.compile(r"=toJson\((.*)\)")  # the one Argo expression the templates use
-
-
 def substitute(text: str, scope: dict[str, str], where: str) -> str:
     def lookup(match: re.Match[str]) -> str:
-        expression = TO_JSON.fullmatch(match.group(1))
-        name = expression.group(1) if expression else match.group(1)
-        if name not in scope:
+        if match.group(1) not in scope:
             raise AssertionError(f"{where}: failed to resolve {{{{{match.group(1)}}}}}")
-        return json.dumps(scope[name]) if expression else scope[name]
+        return scope[match.group(1)]
 
     return REF.sub(lookup, text)
 

@@ -226,7 +226,12 @@ def test_champion_moves_hold_the_same_per_model_mutex() -> None:
     register_lock = train["register"]["synchronization"]["mutexes"]
     rollback_lock = rollback["rollback"]["synchronization"]["mutexes"]
     assert register_lock == rollback_lock
-    assert "{{workflow.parameters.model-name}}" in register_lock[0]["name"]
+    # Keyed on the template's own input: the model name as resolved, not a raw workflow parameter.
+    assert register_lock[0]["name"] == "modelyard-champion-{{inputs.parameters.model-name}}"
+    dag = by_name(train["pipeline"]["dag"]["tasks"])
+    register_args = {p["name"]: p["value"] for p in dag["register"]["arguments"]["parameters"]}
+    assert register_args["model-name"] == "{{tasks.prepare.outputs.parameters.model-name}}"
+    assert "model-name" in {p["name"] for p in rollback["rollback"]["inputs"]["parameters"]}
     unlocked = [n for n, t in train.items() if n != "register" and "synchronization" in t]
     assert not unlocked
 

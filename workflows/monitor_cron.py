@@ -35,16 +35,28 @@ SUBMITTER: Final = "modelyard-submitter"  # may only create Workflows (the chart
 SCHEDULES: Final = ["0 * * * *"]  # hourly
 CONFIG: Final = kebab("config")
 TRIGGERED_BY: Final = "modelyard.dev/triggered-by"  # label: the monitor workflow that submitted it
-# The monitor's `config` output is the champion's training config (model, label, search space,
-# expectations) with the batch as dataset and the champion-relative checks relaxed. JSON quoted as
-# a YAML string by Argo's toJson, whatever characters it holds.
-CONFIG_VALUE: Final = "{{=toJson(" + input_param(CONFIG)[2:-2] + ")}}"
+
+
+class _Block(str):
+    """A value written as a YAML block scalar: the monitor's `config` output is one line of JSON
+    (the champion's training config: model, label, search space, expectations, with the batch as
+    dataset and the champion-relative checks relaxed); in a block it stays a string whatever
+    quotes or colons it holds, before Argo substitutes it and after."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Block, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+)
 
 
 def training_workflow() -> str:
     """The Workflow the resource template creates, as YAML text (Argo substitutes the parameters)."""
     arguments = {
-        CONFIG: CONFIG_VALUE,
+        CONFIG: _Block(input_param(CONFIG)),
         IMAGE: workflow_param(IMAGE),
         TRACKING_URI: workflow_param(TRACKING_URI),
     }
@@ -60,8 +72,7 @@ def training_workflow() -> str:
             "arguments": {"parameters": [{"name": k, "value": v} for k, v in arguments.items()]},
         },
     }
-    # The expression must stay a bare YAML value: its result is the quoted string.
-    return yaml.safe_dump(manifest, sort_keys=False).replace(f"'{CONFIG_VALUE}'", CONFIG_VALUE)
+    return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False)
 
 
 def build() -> CronWorkflow:

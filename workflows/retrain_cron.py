@@ -1,25 +1,24 @@
 """CronWorkflow `modelyard-retrain`: run `modelyard-train` on a schedule.
 
-The Helm chart overrides `spec.schedules`, `spec.timezone` and the parameter values by parsing this
-manifest, so they stay plain fields here.
+It declares every training parameter (unset: ""), so a schedule can give its own dataset, label,
+model name or config. The Helm chart overrides `spec.schedules`, `spec.timezone` and the
+parameter values by parsing this manifest, so they stay plain fields here.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from hera.workflows import CronWorkflow, Parameter
+from hera.workflows import CronWorkflow
 from hera.workflows import models as m
 
 from modelyard.config import PipelineConfig
-from modelyard.contract import kebab
+from modelyard.contract import PrepareParams
 from workflows import training
-from workflows.common import LABELS, cron_policy
+from workflows.common import LABELS, cron_policy, params_as_arguments
 
 NAME: Final = "modelyard-retrain"
 SCHEDULES: Final = ["0 3 * * 1"]  # Mondays 03:00
-# Parameters the schedule sets; every other one keeps the WorkflowTemplate's default.
-DATASET: Final = kebab("dataset")
 
 
 def build() -> CronWorkflow:
@@ -31,5 +30,5 @@ def build() -> CronWorkflow:
         schedules=list(SCHEDULES),
         **cron_policy(),
         workflow_template_ref=m.WorkflowTemplateRef(name=training.NAME),
-        arguments=[Parameter(name=DATASET, value=dataset)],
+        arguments=params_as_arguments(PrepareParams, {"dataset": dataset}),
     )

@@ -163,7 +163,9 @@ def test_3_an_mlflow_outage_during_training_is_retried_on_75_and_registers_once(
         pods = core.list_namespaced_pod(
             NAMESPACE, label_selector=f"workflows.argoproj.io/workflow={name}"
         ).items
-        return any(p.metadata.name.startswith(f"{name}-{step}-") and p.status.phase == "Running" for p in pods)
+        return any(
+            p.metadata.name.startswith(f"{name}-{step}-") and p.status.phase == "Running" for p in pods
+        )
 
     def exited_75() -> list[dict[str, Any]]:
         return [

@@ -198,6 +198,13 @@ step, set on its template); each becomes its serviceAccounts.<name>.name, any ot
 {{- $overrides = merge (deepCopy ($.Values.pipeline.parameters | default dict)) $overrides -}}
 {{- if eq $doc.kind "CronWorkflow" -}}
 {{- $cron := index $.Values.pipeline.cronWorkflows ($meta.name | default "") | default dict -}}
+{{- $declared := list -}}
+{{- range $param := dig "arguments" "parameters" (list) $wfSpec -}}{{- $declared = append $declared $param.name -}}{{- end -}}
+{{- range $name, $_ := $cron.parameters | default dict -}}
+{{- if not (has $name $declared) -}}
+{{- fail (printf "pipeline.cronWorkflows.%s.parameters.%s: %s has no parameter %q (it has: %s)" $meta.name $name $meta.name $name (join ", " $declared)) -}}
+{{- end -}}
+{{- end -}}
 {{- $overrides = merge (deepCopy ($cron.parameters | default dict)) $overrides -}}
 {{- end -}}
 {{- range $param := dig "arguments" "parameters" (list) $wfSpec -}}
