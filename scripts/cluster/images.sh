@@ -3,8 +3,8 @@
 # reached) under the exact names and tags that reference them, saved into .cluster/images/ and
 # imported into the node's containerd, so pods start with imagePullPolicy IfNotPresent.
 #
-#   build   build every image (Docker's cache makes an unchanged one a no-op) and save the
-#           tarballs that changed
+#   build [REF...]  build every image, or those named (Docker's cache makes an unchanged one a
+#           no-op), and save the tarballs that changed
 #   import  import into the running node's containerd (namespace k8s.io) every tarball it does
 #           not hold yet
 #   load    build, then import
@@ -47,7 +47,11 @@ stage() {
     echo "${BUILD_DIR}/$1"
 }
 
-docker_build() { DOCKER_BUILDKIT=0 docker build --quiet "$@" >/dev/null; }
+# The legacy builder (docker.io has no buildx): no attestations, no registry needed.
+docker_build() {
+    DOCKER_BUILDKIT=0 docker build --quiet "$@" >/dev/null 2>>"${LOG_DIR}/images.log" ||
+        die "docker build $* failed; see ${LOG_DIR}/images.log"
+}
 
 pause() {
     local ref=$1 ctx k8s
@@ -133,19 +137,30 @@ save() {
     echo "${id}" >"${file}.id"
 }
 
+# build_one REF: one of RECIPES, saved.
+build_one() {
+    local recipe
+    [[ -n ${RECIPES[$1]:-} ]] || die "no recipe for $1 (see: $0 list)"
+    read -ra recipe <<<"${RECIPES[$1]}"
+    log "building $1"
+    "${recipe[0]}" "$1" "${recipe[@]:1}"
+    save "$1"
+}
+
 build() {
-    mkdir -p "${IMAGE_DIR}"
+    mkdir -p "${IMAGE_DIR}" "${LOG_DIR}"
     rm -f "${BUILD_DIR}/argo/.staged"
+    if (($#)); then
+        local ref
+        for ref in "$@"; do build_one "${ref}"; done
+        return
+    fi
     log "modelyard images (scripts/build-images.sh)"
     "${BUILD_IMAGES}" --offline >/dev/null 2>>"${LOG_DIR}/build-images.log" \
         || die "scripts/build-images.sh failed; see ${LOG_DIR}/build-images.log"
-    local ref recipe
-    for ref in "${!RECIPES[@]}"; do
-        read -ra recipe <<<"${RECIPES[${ref}]}"
-        log "building ${ref}"
-        "${recipe[0]}" "${ref}" "${recipe[@]:1}"
-    done
-    while read -r ref; do save "${ref}"; done < <(all_refs)
+    local ref
+    for ref in "${!RECIPES[@]}"; do build_one "${ref}"; done
+    while read -r ref; do save "${ref}"; done < <(modelyard_refs)
 }
 
 import() {
@@ -163,7 +178,7 @@ import() {
 }
 
 case ${1:-} in
-    build) build ;;
+    build) shift && build "$@" ;;
     import) import ;;
     load) build && import ;;
     list) all_refs ;;
