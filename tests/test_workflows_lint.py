@@ -3,6 +3,7 @@ resolve, the DAG is sound, every pod runs a real `modelyard step` command with l
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -332,3 +333,16 @@ def test_argo_lint_rejects_a_broken_reference(argo: str, tmp_path: Path) -> None
     linted = argo_lint(argo, broken)
     assert linted.returncode != 0
     assert "no-such-template" in linted.stdout + linted.stderr
+
+
+def test_the_monitor_s_submit_step_gives_argo_s_init_container_a_writable_tmp() -> None:
+    """The executor runs with a read-only root filesystem; a resource template's init container
+    writes the manifest to /tmp (on the cluster: `open /tmp/manifest.yaml: read-only file system`)."""
+    cron = load("monitor-cron.yaml")
+    templates = by_name(cron["spec"]["workflowSpec"]["templates"])
+    patch = json.loads(templates["submit-training"]["podSpecPatch"])
+    (init,) = patch["initContainers"]
+    (volume,) = patch["volumes"]  # its own: a resource template's pod gets none of the workflow's
+    assert init["name"] == "init"
+    assert {"name": volume["name"], "mountPath": "/tmp"} in init["volumeMounts"]
+    assert "emptyDir" in volume

@@ -7,6 +7,7 @@ report its own result), while the monitor step runs under the usual step Service
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 import yaml
@@ -35,6 +36,7 @@ SUBMITTER: Final = "modelyard-submitter"  # may only create Workflows (the chart
 SCHEDULES: Final = ["0 * * * *"]  # hourly
 CONFIG: Final = kebab("config")
 TRIGGERED_BY: Final = "modelyard.dev/triggered-by"  # label: the monitor workflow that submitted it
+INIT_TMP: Final = "init-tmp"
 
 
 class _Block(str):
@@ -75,6 +77,16 @@ def training_workflow() -> str:
     return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False)
 
 
+def writable_tmp_for_init() -> str:
+    """Argo's init container writes a resource template's manifest to /tmp/manifest.yaml, which a
+    read-only root filesystem (the executor's hardened securityContext) refuses (argoproj/argo-
+    workflows#10787): give it a writable /tmp of its own (the pod of a resource template gets none
+    of the workflow's volumes)."""
+    volume = {"name": INIT_TMP, "emptyDir": {"sizeLimit": "16Mi"}}
+    mount = {"name": INIT_TMP, "mountPath": "/tmp"}
+    return json.dumps({"volumes": [volume], "initContainers": [{"name": "init", "volumeMounts": [mount]}]})
+
+
 def build() -> CronWorkflow:
     with CronWorkflow(
         name=NAME,
@@ -93,6 +105,7 @@ def build() -> CronWorkflow:
             inputs=[Parameter(name=CONFIG)],
             manifest=training_workflow(),
             service_account_name=SUBMITTER,
+            pod_spec_patch=writable_tmp_for_init(),
         )
         with Steps(name=ENTRYPOINT):
             Step(
