@@ -209,6 +209,23 @@ def test_every_step_has_limits_deadline_retry_and_security_context(filename: str
         assert {e["name"] for e in container["env"]} == ENV_NAMES, name
 
 
+def seconds(duration: str) -> int:
+    """An Argo duration as the templates write it: 900s, 10m, 1h."""
+    number, unit = int(duration[:-1]), duration[-1]
+    return number * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+@pytest.mark.parametrize("filename", TEMPLATES)
+def test_every_attempt_of_a_step_may_run_its_whole_deadline_before_retries_run_out(filename: str) -> None:
+    # Argo counts backoff.maxDuration from the first attempt and caps each retried pod's deadline
+    # at what is left: a 10m window let a train step (deadline 3600 s) that exits 75 at minute 10
+    # never be retried.
+    for template in containers(load(filename)):
+        retry, deadline = template["retryStrategy"], int(template["activeDeadlineSeconds"])
+        window = seconds(retry["backoff"]["maxDuration"])
+        assert window >= (int(retry["limit"]) + 1) * deadline, (template["name"], window, deadline)
+
+
 @pytest.mark.parametrize("filename", TEMPLATES)
 def test_workflow_spec_is_reliable_and_locked_down(filename: str) -> None:
     spec = load(filename)["spec"]
