@@ -265,13 +265,23 @@ def triggered_by(argo: Argo, workflow: dict[str, Any]) -> list[dict[str, Any]]:
     return argo.workflows(f"modelyard.dev/triggered-by={workflow['metadata']['name']}")
 
 
+@pytest.fixture(scope="module")
+def monitored(argo: Argo, datasets: dict[str, str], config_text: str) -> str:
+    """A model of its own for the monitor, its champion trained on the customers' distribution."""
+    model = f"e2e-monitored-{int(time.time())}"
+    assert train(argo, datasets["customers"], config_text, model)["status"]["phase"] == "Succeeded"
+    return model
+
+
 def test_4b_the_monitor_cron_submits_nothing_on_a_fresh_batch_and_retrains_on_a_drifted_one(
-    trained: dict[str, Any], release: Release, argo: Argo, datasets: dict[str, str]
+    monitored: str, release: Release, argo: Argo, datasets: dict[str, str]
 ) -> None:
     # Fresh first: retraining on the drifted batch makes a champion the fresh batch drifts from.
     try:
         start = now()
-        release.install(schedule("modelyard-monitor", {"dataset": datasets["fresh"], "model-name": MODEL}))
+        release.install(
+            schedule("modelyard-monitor", {"dataset": datasets["fresh"], "model-name": monitored})
+        )
         fresh = next_cron_run(argo, "modelyard-monitor", start)
         time.sleep(15)  # a submission would have been created by now
         verdict = monitor_outputs(fresh)["verdict"]
@@ -283,7 +293,9 @@ def test_4b_the_monitor_cron_submits_nothing_on_a_fresh_batch_and_retrains_on_a_
         assert triggered_by(argo, fresh) == []
 
         start = now()
-        release.install(schedule("modelyard-monitor", {"dataset": datasets["drifted"], "model-name": MODEL}))
+        release.install(
+            schedule("modelyard-monitor", {"dataset": datasets["drifted"], "model-name": monitored})
+        )
         drifted = next_cron_run(argo, "modelyard-monitor", start)
         verdict = monitor_outputs(drifted)["verdict"]
         (retraining,) = kube.wait_until(
