@@ -30,7 +30,8 @@ from e2e.conftest import (
 )
 from e2e.harness import REPO, Argo, PortForward, exit_code, pod_nodes, sh
 
-MODEL: Final = "e2e-churn"
+# One model per test session, so a run never meets the champion an earlier session left.
+MODEL: Final = f"e2e-churn-{int(time.time())}"
 TAG: Final = "modelyard."
 TRAINING: Final = "workflowtemplate/modelyard-train"
 STEPS: Final = {"prepare", "split", "validate", "train", "select", "evaluate", "register", "finish"}
