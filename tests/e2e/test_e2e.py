@@ -312,7 +312,7 @@ def test_4b_the_monitor_cron_submits_nothing_on_a_fresh_batch_and_retrains_on_a_
         assert verdict == "retrain"
         assert retrained["status"]["phase"] == "Succeeded", retrained["status"].get("message")
         assert (config["model_name"], config["label"], config["dataset"]) == (
-            MODEL,
+            monitored,
             LABEL,
             datasets["drifted"],
         )
