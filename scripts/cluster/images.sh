@@ -156,11 +156,12 @@ build() {
         return
     fi
     log "modelyard images (scripts/build-images.sh)"
-    "${BUILD_IMAGES}" --offline >/dev/null 2>>"${LOG_DIR}/build-images.log" \
-        || die "scripts/build-images.sh failed; see ${LOG_DIR}/build-images.log"
-    local ref
+    # The tags it printed are the ones it built (a commit meanwhile changes what --print-tags says).
+    local built ref
+    built=$("${BUILD_IMAGES}" --offline 2>>"${LOG_DIR}/build-images.log") ||
+        die "scripts/build-images.sh failed; see ${LOG_DIR}/build-images.log"
     for ref in "${!RECIPES[@]}"; do build_one "${ref}"; done
-    while read -r ref; do save "${ref}"; done < <(modelyard_refs)
+    while read -r ref; do save "${ref}"; done < <(cut -d= -f2 <<<"${built}")
 }
 
 import() {
