@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -97,11 +98,16 @@ def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
 
 
 def test_build_script_prints_version_tags_from_pyproject() -> None:
+    """Our images carry the project's version; MinIO's carries the upstream release it is built from."""
     result = _print_tags()
     assert result.returncode == 0, result.stderr
-    tags = _parse_tags(result.stdout)
-    for tag in tags.values():
-        assert tag.rsplit(":", 1)[1].startswith(_project_version() + "-")
+    tags = {name: tag.rsplit(":", 1)[1] for name, tag in _parse_tags(result.stdout).items()}
+    assert tags["trainer"].startswith(_project_version() + "-")
+    assert tags["mlflow"] == tags["trainer"]
+    minio_pin = re.search(
+        r"MINIO_MODULE_VERSION=v0\.0\.0-(\S+)", (REPO_ROOT / "images/minio/Dockerfile").read_text()
+    )
+    assert minio_pin and tags["minio"] == minio_pin[1]
 
 
 def test_build_script_refuses_the_latest_tag() -> None:

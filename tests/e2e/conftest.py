@@ -252,7 +252,8 @@ def bucket(api: client.ApiClient, release: Release) -> Iterator[Minio]:
     forward = PortForward(NAMESPACE, "modelyard-minio", 9000, health="/minio/health/ready")
     secret = client.CoreV1Api(api).read_namespaced_secret("modelyard-minio-root", NAMESPACE)
     decode = lambda key: __import__("base64").b64decode(secret.data[key]).decode()  # noqa: E731
-    yield Minio(forward.ensure(), decode("MINIO_ROOT_USER"), decode("MINIO_ROOT_PASSWORD"), secure=False)
+    user, password = decode("MINIO_ROOT_USER"), decode("MINIO_ROOT_PASSWORD")
+    yield Minio(endpoint=forward.ensure(), access_key=user, secret_key=password, secure=False)
     forward.stop()
 
 

@@ -136,6 +136,9 @@ class S3Server:
         return self
 
     def _ready(self) -> bool:
+        from minio.error import S3Error, ServerError
+        from urllib3.exceptions import HTTPError
+
         assert self.process is not None
         if not self.process.running:
             raise RuntimeError(f"S3 server exited:\n{self.process.log.read_text()[-3000:]}")
@@ -147,13 +150,13 @@ class S3Server:
                     client.make_bucket(bucket)
             _minio_dataset_user(self)
             return True
-        except Exception:  # not up yet: connection refused, 503 while it initialises, ...
+        except (OSError, HTTPError, S3Error, ServerError):  # not up yet: refused, 503 while it initialises
             return False
 
     def client(self, key: str = SERVER_KEY, secret: str = SERVER_SECRET):  # -> minio.Minio
         from minio import Minio
 
-        return Minio(f"127.0.0.1:{self.port}", access_key=key, secret_key=secret, secure=False)
+        return Minio(endpoint=f"127.0.0.1:{self.port}", access_key=key, secret_key=secret, secure=False)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process:
@@ -183,7 +186,8 @@ def _minio_dataset_user(s3: S3Server) -> None:
     from minio import MinioAdmin
     from minio.credentials import StaticProvider
 
-    admin = MinioAdmin(f"127.0.0.1:{s3.port}", StaticProvider(SERVER_KEY, SERVER_SECRET), secure=False)
+    credentials = StaticProvider(SERVER_KEY, SERVER_SECRET)
+    admin = MinioAdmin(endpoint=f"127.0.0.1:{s3.port}", credentials=credentials, secure=False)
     admin.user_add(DATASET_KEY, DATASET_SECRET)
     admin.policy_set("readonly", user=DATASET_KEY)
 
