@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build one MinIO project (minio or mc) at a module pseudo-version from the Go module proxy into
-# /out/<repo>, as a static binary stamped the way MinIO stamps a build that is not a release
+# $OUT/<repo> (default /out), as a static binary stamped the way MinIO stamps a build that is not a release
 # (a DEVELOPMENT.<commit time> tag; -X targets a project lacks are ignored by the linker).
-# Used by images/minio/Dockerfile; needs Go and the Go module proxy.
+# Used by images/minio/Dockerfile and scripts/build-minio.sh; needs Go and the Go module proxy.
 # Usage: build-release.sh REPO PSEUDO_VERSION   e.g. build-release.sh mc v0.0.0-20250313080218-cf909e1063a9
 set -euo pipefail
 
@@ -13,9 +13,10 @@ version=$2
 r=("${BASH_REMATCH[@]}")
 time="${r[1]}-${r[2]}-${r[3]}T${r[4]}:${r[5]}:${r[6]}Z"
 commit=${r[7]}
+out=${OUT:-/out}
 pkg="github.com/minio/${repo}/cmd"
-GOBIN=/out go install -trimpath -tags kqueue -ldflags "-s -w \
+GOBIN=$out go install -trimpath -tags kqueue -ldflags "-s -w \
   -X ${pkg}.Version=${time} -X ${pkg}.ReleaseTag=DEVELOPMENT.${time//:/-} \
   -X ${pkg}.CommitID=${commit} -X ${pkg}.ShortCommitID=${commit} \
   -X ${pkg}.CopyrightYear=${r[1]}" "github.com/minio/${repo}@${version}"
-"/out/${repo}" --version
+"${out}/${repo}" --version

@@ -135,6 +135,15 @@ save() {
     docker save "${ref}" -o "${file}.partial"
     mv "${file}.partial" "${file}"
     echo "${id}" >"${file}.id"
+    prune_other_tags "${ref}" "${file}"
+}
+
+# prune_other_tags REF FILE: one tarball per repository (each commit tags the modelyard images anew).
+prune_other_tags() {
+    local old
+    for old in "${IMAGE_DIR}/$(tr '/:' '__' <<<"${1%:*}")"_*.tar; do
+        [[ ${old} == "$2" || ! -f ${old} ]] || rm -f "${old}" "${old}.id"
+    done
 }
 
 # build_one REF: one of RECIPES, saved.
@@ -176,6 +185,18 @@ import() {
         ctr --address "${CONTAINERD_SOCKET}" -n k8s.io images import "${file}" >/dev/null
         cp "${file}.id" "${marker}"
     done < <(all_refs)
+    while read -r ref; do untag_others "docker.io/${ref}"; done < <(modelyard_refs)
+}
+
+# untag_others REF: drop the node's older tags of REF's repository (containerd then frees their layers).
+untag_others() {
+    local tag
+    for tag in $(ctr --address "${CONTAINERD_SOCKET}" -n k8s.io images ls -q); do
+        [[ ${tag%:*} == "${1%:*}" && ${tag} != "$1" ]] || continue
+        log "removing ${tag} from the node"
+        ctr --address "${CONTAINERD_SOCKET}" -n k8s.io images rm "${tag}" >/dev/null
+        rm -f "${RUN_DIR}/imported/$(tr '/:' '__' <<<"${tag#docker.io/}").tar.id"
+    done
 }
 
 case ${1:-} in

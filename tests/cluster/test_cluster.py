@@ -80,6 +80,20 @@ def test_the_node_is_ready_at_the_pinned_versions(core: client.CoreV1Api) -> Non
     assert info.container_runtime_version.startswith(f"containerd://{pinned()['CONTAINERD_SERIES']}.")
 
 
+def test_the_node_holds_one_tag_of_each_modelyard_image_the_current_one(core: client.CoreV1Api) -> None:
+    """cluster-up imports this commit's images and drops older tags, so the node's disk stays bounded."""
+    printed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-images.sh"), "--print-tags"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    current = {"docker.io/" + line.split("=", 1)[1] for line in printed.splitlines()}
+    (node,) = core.list_node().items
+    names = {name for image in node.status.images for name in image.names if "@" not in name}
+    held = {name for name in names if name.split(":")[0] in {ref.split(":")[0] for ref in current}}
+    print(f"modelyard images on the node: {sorted(held)}")
+    assert held == current
+
+
 def test_a_pod_resolves_the_api_service_and_reaches_another_pod_by_service_name(
     api: client.ApiClient, namespace: str
 ) -> None:
