@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MODELYARD = [sys.executable, "-m", "modelyard.cli"]
+# Tests choose their own MLflow store; one exported by the user's shell must never receive test runs.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def make_customers(rows: int = 600, seed: int = 0) -> pd.DataFrame:

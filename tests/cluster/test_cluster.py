@@ -88,7 +88,7 @@ def test_the_node_holds_one_tag_of_each_modelyard_image_the_current_one(core: cl
     ).stdout  # fmt: skip
     current = {"docker.io/" + line.split("=", 1)[1] for line in printed.splitlines()}
     (node,) = core.list_node().items
-    names = {name for image in node.status.images for name in image.names if "@" not in name}
+    names = {name for image in node.status.images for name in image.names or [] if "@" not in name}
     held = {name for name in names if name.split(":")[0] in {ref.split(":")[0] for ref in current}}
     print(f"modelyard images on the node: {sorted(held)}")
     assert held == current

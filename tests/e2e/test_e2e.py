@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -397,15 +397,29 @@ def test_7_modelyard_submit_trains_through_the_argo_server(
     assert "decision: promote" in out
 
 
-def loads_champion(mlflow_forward: PortForward) -> list[Any]:
-    """The champion loaded from outside the cluster, as the README tells a user to."""
+@pytest.fixture
+def load_champion(
+    mlflow_forward: PortForward, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], list[Any]]]:
+    """Loads the champion from outside the cluster as the README tells a user to, and predicts 5 rows.
+
+    mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to later subprocesses: both undone after.
+    """
     import mlflow as mlflow_module
     from conftest import make_customers
 
-    mlflow_module.set_tracking_uri(f"http://{mlflow_forward.ensure()}")
-    model = mlflow_module.pyfunc.load_model(f"models:/{MODEL}@champion")
-    rows = make_customers(rows=5, seed=21).drop(columns=[LABEL])
-    return list(model.predict(rows))
+    # Outside the cluster, presigned S3 URLs name MinIO's in-cluster address.
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+
+    def predict() -> list[Any]:
+        url = f"http://{mlflow_forward.ensure()}"  # anew: helm may have replaced the pod behind it
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        mlflow_module.set_tracking_uri(url)
+        model = mlflow_module.pyfunc.load_model(f"models:/{MODEL}@champion")
+        return list(model.predict(make_customers(rows=5, seed=21).drop(columns=[LABEL])))
+
+    yield predict
+    mlflow_module.set_tracking_uri(None)
 
 
 def secrets(api: client.ApiClient) -> dict[str, Any]:
@@ -420,15 +434,12 @@ def test_8_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
     trained: dict[str, Any],
     release: Release,
     api: client.ApiClient,
-    mlflow_forward: PortForward,
-    monkeypatch: pytest.MonkeyPatch,
+    load_champion: Callable[[], list[Any]],
 ) -> None:
-    # As the README says: outside the cluster, presigned S3 URLs name MinIO's in-cluster address.
-    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
     before = secrets(api)
     release.install()
     assert secrets(api) == before, "helm upgrade changed the credentials"
-    predictions = loads_champion(mlflow_forward)
+    predictions = load_champion()
     print(f"after helm upgrade the champion predicts {predictions}")
     assert len(predictions) == 5 and set(predictions) <= {"yes", "no"}
 
@@ -436,4 +447,4 @@ def test_8_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
     release.install()
     print(release.test())
     assert secrets(api) == before, "a reinstall lost the credentials of the kept volumes"
-    assert len(loads_champion(mlflow_forward)) == 5
+    assert len(load_champion()) == 5

@@ -119,7 +119,7 @@ class Evaluated:
         work = tmp_path / "work"
         shutil.copytree(self.work, work)
         config = json.loads(self.config) | {"model_name": name}
-        return work, {"config": json.dumps(config), "run_id": self.run_id}
+        return work, {"config": json.dumps(config), "run_id": self.run_id, "model_name": name}
 
 
 @pytest.fixture(scope="module")
