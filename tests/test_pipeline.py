@@ -100,6 +100,8 @@ def test_registering_the_same_training_run_again_creates_no_second_version(proje
         prepared["config"],
         "--run-id",
         prepared["run_id"],
+        "--model-name",
+        prepared["model_name"],
         cwd=project,
         env={"MLFLOW_TRACKING_URI": embedded_uri(project / ".modelyard")},
     )
