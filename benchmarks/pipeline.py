@@ -1,5 +1,7 @@
 """Print wall time and peak memory of `modelyard run` on iris next to a single-file script doing only
 load -> fit -> log -> register, their ratio, and the pipeline's per-step times. Target: within 2x.
+Then the same pipeline on a regression set (diabetes: 442 rows, 10 features, 7 regressors) against
+the classification one (iris: 150 rows, 4 features, 7 classifiers).
 
 Usage: .venv/bin/python benchmarks/pipeline.py [--repeat N]
 """
@@ -35,7 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     repeat = parser.parse_args().repeat
-    pipeline = [measure([str(Path(sys.executable).parent / "modelyard"), "run"]) for _ in range(repeat)]
+    modelyard = str(Path(sys.executable).parent / "modelyard")
+    pipeline = [measure([modelyard, "run"]) for _ in range(repeat)]
+    regression = [measure([modelyard, "run", "--dataset", "diabetes"]) for _ in range(repeat)]
     minimal = [measure([sys.executable, str(HERE / "minimal.py")]) for _ in range(repeat)]
     pipe_s = statistics.median(s for s, _, _ in pipeline)
     mini_s = statistics.median(s for s, _, _ in minimal)
@@ -43,9 +47,13 @@ def main() -> None:
     print(f"modelyard run (iris)      {pipe_s:6.1f} s  peak {max(m for _, m, _ in pipeline):6.0f} MiB")
     print(f"single-file script        {mini_s:6.1f} s  peak {max(m for _, m, _ in minimal):6.0f} MiB")
     print(f"ratio                     {pipe_s / mini_s:6.2f} x   (target <= 2.0)")
-    print("per-step times of the last pipeline run:")
-    for step, seconds in re.findall(r"time (\w+)\s+([\d.]+)s", pipeline[-1][2]):
-        print(f"  {step:<10} {float(seconds):5.1f} s")
+    reg_s = statistics.median(s for s, _, _ in regression)
+    print(f"modelyard run (diabetes)  {reg_s:6.1f} s  peak {max(m for _, m, _ in regression):6.0f} MiB")
+    print(f"regression / classification {reg_s / pipe_s:4.2f} x")
+    steps = [dict(re.findall(r"time (\w+)\s+([\d.]+)s", out[-1][2])) for out in (pipeline, regression)]
+    print(f"per-step times of the last runs: {'iris':>6} {'diabetes':>9}")
+    for step in steps[0]:
+        print(f"  {step:<10} {' ' * 21}{float(steps[0][step]):5.1f} s  {float(steps[1].get(step, 0)):6.1f} s")
 
 
 if __name__ == "__main__":

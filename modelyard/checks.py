@@ -9,8 +9,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from modelyard.config import PipelineConfig
-from modelyard.profile import is_numeric, out_of_range_share, psi, unseen_share
+from modelyard.config import PipelineConfig, task_of
+from modelyard.drift import ColumnDrift, compare, power_note
+from modelyard.profile import is_numeric, out_of_range_share, unseen_share
 
 Severity = Literal["error", "warning"]
 
@@ -28,17 +29,17 @@ class Finding:
 
 def run_checks(
     frame: pd.DataFrame, config: PipelineConfig, reference: dict[str, Any] | None
-) -> tuple[list[Finding], dict[str, float]]:
-    """Every rule over the data; returns the findings and the PSI per feature (when a reference exists)."""
+) -> tuple[list[Finding], list[ColumnDrift]]:
+    """Every rule over the data; returns the findings and each feature's drift (when a reference exists)."""
     if frame.empty:
-        return [Finding("empty", "error", "the data has no rows")], {}
+        return [Finding("empty", "error", "the data has no rows")], []
     findings = [
         *check_schema(frame, config, reference),
         *check_values(frame, config, reference),
         *check_labels(frame, config, reference),
     ]
-    drift = psi_by_feature(frame, reference) if reference else {}
-    findings += check_drift(drift, config)
+    drift = compare(frame, reference, config.thresholds) if reference else []
+    findings += check_drift(drift)
     return findings, drift
 
 
@@ -180,11 +181,44 @@ def _check_categories(
 def check_labels(
     frame: pd.DataFrame, config: PipelineConfig, reference: dict[str, Any] | None
 ) -> list[Finding]:
-    labels = frame[config.label].dropna().astype(str) if config.label in frame else pd.Series(dtype=str)
-    counts = labels.value_counts()
-    allowed = config.expectations.labels or (list(reference["labels"]) if reference else None)
+    task = task_of(config)
+    if config.label not in frame:
+        return []
     findings = []
-    if allowed is not None and (unknown := sorted(set(counts.index) - {str(a) for a in allowed})):
+    if reference and (trained := reference.get("task", "classification")) != task:
+        findings.append(
+            Finding(
+                "task",
+                "error",
+                f"the champion of {config.model_name} is a {trained} model; this run is {task}: "
+                "use another model name",
+                config.label,
+            )
+        )
+    if task == "regression":
+        return findings + _check_numeric_label(frame[config.label], config.label)
+    return findings + _check_classes(frame[config.label].dropna().astype(str), config, reference)
+
+
+def _check_numeric_label(labels: pd.Series, label: str) -> list[Finding]:
+    if is_numeric(labels):
+        return []
+    values = labels.dropna()
+    bad = sorted(values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique())[:5]
+    return [
+        Finding(
+            "labels", "error", f"regression label {label!r} holds values that are not numbers: {bad}", label
+        )
+    ]
+
+
+def _check_classes(
+    labels: pd.Series, config: PipelineConfig, reference: dict[str, Any] | None
+) -> list[Finding]:
+    counts = labels.value_counts()
+    allowed = config.expectations.labels or (list(reference.get("labels", {})) if reference else None)
+    findings = []
+    if allowed and (unknown := sorted(set(counts.index) - {str(a) for a in allowed})):
         findings.append(
             Finding(
                 "labels",
@@ -202,7 +236,7 @@ def check_labels(
                 config.label,
             )
         )
-    minimum = config.thresholds.min_rows_per_class
+    minimum = config.thresholds.min_rows_per_class or 1
     for value, count in counts[counts < minimum].items():
         findings.append(
             Finding(
@@ -212,40 +246,20 @@ def check_labels(
     return findings
 
 
-def psi_by_feature(frame: pd.DataFrame, reference: dict[str, Any]) -> dict[str, float]:
-    drift = {}
-    for column, ref in reference.get("columns", {}).items():
-        if column in frame.columns and (value := psi(ref, frame[column])) is not None:
-            drift[column] = value
-    return drift
-
-
-def check_drift(drift: dict[str, float], config: PipelineConfig) -> list[Finding]:
-    limits = config.thresholds
+def check_drift(drift: list[ColumnDrift]) -> list[Finding]:
+    """An alert fails validation; a warning is reported."""
     findings = []
-    for column, value in drift.items():
-        if value > limits.psi_fail:
-            findings.append(
-                Finding(
-                    "drift",
-                    "error",
-                    f"column {column!r} drifted: PSI {value:.3f} > {limits.psi_fail}",
-                    column,
-                )
-            )
-        elif value > limits.psi_warn:
-            findings.append(
-                Finding(
-                    "drift",
-                    "warning",
-                    f"column {column!r} drifts: PSI {value:.3f} > {limits.psi_warn}",
-                    column,
-                )
-            )
+    for result in drift:
+        if result.level == "alert":
+            message = f"column {result.column!r} drifted: {result.describe()}"
+            findings.append(Finding("drift", "error", message, result.column))
+        elif result.level == "warn":
+            message = f"column {result.column!r} drifts: {result.describe()}"
+            findings.append(Finding("drift", "warning", message, result.column))
     return findings
 
 
-def render(findings: list[Finding], drift: dict[str, float], reference_source: str) -> str:
+def render(findings: list[Finding], drift: list[ColumnDrift], reference_source: str) -> str:
     """The human-readable report."""
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
@@ -255,6 +269,9 @@ def render(findings: list[Finding], drift: dict[str, float], reference_source: s
     ]
     lines += [f"  ERROR   [{f.rule}] {f.message}" for f in errors]
     lines += [f"  warning [{f.rule}] {f.message}" for f in warnings]
-    if drift:
-        lines.append("  drift (PSI): " + ", ".join(f"{c}={v:.3f}" for c, v in sorted(drift.items())))
+    judged = sorted((r for r in drift if r.size is not None), key=lambda r: r.column)
+    if judged:
+        lines.append("  drift size: " + ", ".join(f"{r.column}={r.size:.3f}" for r in judged))
+    if note := power_note(drift):
+        lines.append(f"  {note}")
     return "\n".join(lines)

@@ -9,15 +9,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelyard.errors import BadInputError
-
-Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting"]
-Metric = Literal["accuracy", "f1_macro", "roc_auc"]
-
-DEFAULT_SEARCH_SPACE: dict[str, dict[str, list[Any]]] = {
-    "logistic_regression": {"C": [0.1, 1.0, 10.0]},
-    "random_forest": {"n_estimators": [100], "max_depth": [None, 5]},
-    "gradient_boosting": {"learning_rate": [0.05, 0.1], "n_estimators": [50]},
-}
+from modelyard.tasks import (
+    DEFAULT_SEARCH_SPACE,
+    ESTIMATOR_TASKS,
+    METRICS,
+    PRIMARY_METRIC,
+    TASK_THRESHOLDS,
+    Estimator,
+    Metric,
+    MetricSpec,
+    Task,
+    other,
+)
 
 
 class _Strict(BaseModel):
@@ -36,7 +39,40 @@ class Fractions(_Strict):
         return self
 
 
-class Thresholds(_Strict):
+def _for_task(task: Task, name: str, description: str, **constraints: Any) -> Any:
+    default = TASK_THRESHOLDS[task][name]
+    unset = "unset: no gate" if default is None else f"default {default}"
+    return Field(None, description=f"{description} ({task} only; {unset})", **constraints)
+
+
+class DriftLimits(_Strict):
+    """How the one drift engine (`modelyard.drift`) judges a column; validate and monitor both use it."""
+
+    drift_alpha: float = Field(
+        0.02,
+        gt=0,
+        lt=1,
+        description="chance of a false drift alarm per batch (split over the columns tested)",
+    )
+    drift_warn: float = Field(
+        0.1,
+        ge=0,
+        description="drift size that warns: Wasserstein distance in standard deviations (numeric), PSI (categorical)",
+    )
+    drift_alert: float = Field(
+        0.25,
+        ge=0,
+        description="drift size beyond which drift is an alert (validation fails, monitor retrains)",
+    )
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> DriftLimits:
+        if self.drift_warn > self.drift_alert:
+            raise ValueError("drift_warn must not exceed drift_alert")
+        return self
+
+
+class Thresholds(DriftLimits):
     """Every number a run is judged by; each one is also a CLI flag and an Argo parameter."""
 
     max_null_fraction: float = Field(
@@ -45,41 +81,50 @@ class Thresholds(_Strict):
     max_out_of_range_fraction: float = Field(
         0.01, ge=0, le=1, description="largest share of numeric values outside the reference range"
     )
-    min_rows_per_class: int = Field(5, ge=1, description="fewest rows allowed for any label value")
-    psi_warn: float = Field(0.1, ge=0, description="population stability index that warns of drift")
-    psi_fail: float = Field(0.25, ge=0, description="population stability index that fails validation")
-    overfit_gap: float = Field(0.1, ge=0, description="train minus validation score that flags overfitting")
-    min_accuracy: float = Field(0.7, ge=0, le=1, description="quality gate: lowest test accuracy")
-    min_f1_macro: float = Field(0.7, ge=0, le=1, description="quality gate: lowest test macro F1")
-    min_roc_auc: float = Field(0.75, ge=0, le=1, description="quality gate: lowest test ROC AUC")
+    min_rows_per_class: int | None = _for_task(
+        "classification", "min_rows_per_class", "fewest rows allowed for any label value", ge=1
+    )
+    overfit_gap: float = Field(
+        0.1,
+        ge=0,
+        description="train minus validation score that flags overfitting (for RMSE/MAE: a share of the validation error)",
+    )
+    min_accuracy: float | None = _for_task(
+        "classification", "min_accuracy", "quality gate: lowest test accuracy", ge=0, le=1
+    )
+    min_f1_macro: float | None = _for_task(
+        "classification", "min_f1_macro", "quality gate: lowest test macro F1", ge=0, le=1
+    )
+    min_roc_auc: float | None = _for_task(
+        "classification", "min_roc_auc", "quality gate: lowest test ROC AUC", ge=0, le=1
+    )
+    max_rmse: float | None = _for_task("regression", "max_rmse", "quality gate: highest test RMSE", gt=0)
+    max_mae: float | None = _for_task("regression", "max_mae", "quality gate: highest test MAE", gt=0)
+    min_r2: float | None = _for_task("regression", "min_r2", "quality gate: lowest test R²", le=1)
     champion_tolerance: float = Field(
-        0.01, ge=0, le=1, description="how much worse than the champion a challenger may score"
+        0.01,
+        ge=0,
+        le=1,
+        description="how much worse than the champion a challenger may score (for RMSE/MAE: a share)",
     )
 
-    @model_validator(mode="after")
-    def _warn_below_fail(self) -> Thresholds:
-        if self.psi_warn > self.psi_fail:
-            raise ValueError("psi_warn must not exceed psi_fail")
-        return self
 
-
-class MonitorThresholds(_Strict):
+class MonitorThresholds(DriftLimits):
     """Every number a monitoring check is judged by; each one is also a `modelyard monitor` flag."""
 
     min_rows: int = Field(
-        200, ge=1, description="fewest batch rows a check accepts: PSI on smaller samples is mostly noise"
-    )
-    drift_warn: float = Field(
-        0.1, ge=0, description="PSI beyond sampling noise at which a feature's drift warns"
-    )
-    drift_alert: float = Field(
-        0.25, ge=0, description="PSI beyond sampling noise at which a feature's drift calls for retraining"
+        30,
+        ge=30,
+        description="fewest batch rows a check accepts; smaller batches get a verdict with less power",
     )
     null_warn: float = Field(
-        0.05, ge=0, le=1, description="change in a column's share of missing values that warns"
+        0.05, ge=0, le=1, description="change in a column's share of missing values (beyond noise) that warns"
     )
     null_alert: float = Field(
-        0.1, ge=0, le=1, description="change in a column's share of missing values that calls for retraining"
+        0.1,
+        ge=0,
+        le=1,
+        description="change in a column's share of missing values (beyond noise) that calls for retraining",
     )
     unseen_warn: float = Field(
         0.01, ge=0, le=1, description="share of values in never-seen categories that warns"
@@ -91,12 +136,12 @@ class MonitorThresholds(_Strict):
         0.05,
         ge=0,
         le=1,
-        description="largest drop of a champion test metric on a labelled batch before retraining",
+        description="largest drop of a champion test metric on a labelled batch before retraining (RMSE/MAE: a share)",
     )
 
     @model_validator(mode="after")
-    def _warn_below_alert(self) -> MonitorThresholds:
-        for kind in ("drift", "null", "unseen"):
+    def _warn_below_alert_each(self) -> MonitorThresholds:
+        for kind in ("null", "unseen"):
             if getattr(self, f"{kind}_warn") > getattr(self, f"{kind}_alert"):
                 raise ValueError(f"{kind}_warn must not exceed {kind}_alert")
         return self
@@ -131,19 +176,24 @@ class PipelineConfig(_Strict):
     label: str = Field("target", description="label column")
     model_name: str = Field("modelyard-demo", min_length=1, description="registered model name")
     experiment: str = Field("modelyard", min_length=1, description="MLflow experiment")
+    task: Task | None = Field(
+        None,
+        description="classification or regression; unset: inferred from the label (numeric with non-integer or more than 20 distinct values: regression)",
+    )
     seed: int = Field(42, ge=0, description="random seed for the split and the estimators")
-    primary_metric: Metric = Field("f1_macro", description="validation metric that picks the winner")
+    primary_metric: Metric | None = Field(
+        None, description="validation metric that picks the winner (default: f1_macro, regression rmse)"
+    )
     fractions: Fractions = Field(default_factory=Fractions)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     expectations: Expectations = Field(default_factory=Expectations)
-    search_space: dict[Estimator, dict[str, list[Any]]] = Field(
-        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SEARCH_SPACE.items()},
-        min_length=1,
+    search_space: dict[Estimator, dict[str, list[Any]]] | None = Field(
+        None, min_length=1, description="estimators and their grids (default: the task's)"
     )
 
 
 # Top-level scalars and thresholds are the settings users change per run: CLI flags, Argo parameters.
-FLAT_TOP_LEVEL = ("dataset", "label", "model_name", "experiment", "seed", "primary_metric")
+FLAT_TOP_LEVEL = ("dataset", "label", "model_name", "experiment", "task", "seed", "primary_metric")
 
 
 def flat_fields() -> dict[str, Any]:
@@ -171,6 +221,50 @@ def load_config(text: str = "", overrides: dict[str, Any] | None = None) -> Pipe
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise BadInputError(f"invalid config: {describe_errors(exc)}") from exc
+
+
+def for_task(config: PipelineConfig, task: Task) -> PipelineConfig:
+    """The config resolved for a task: the other task's settings refused, this one's defaults filled."""
+    wrong = other(task)
+    problems = [
+        f"thresholds.{name} is a {wrong} gate"
+        for name in TASK_THRESHOLDS[wrong]
+        if getattr(config.thresholds, name) is not None
+    ]
+    if config.primary_metric and METRICS[config.primary_metric].task != task:
+        problems.append(f"primary_metric {config.primary_metric} is a {wrong} metric")
+    problems += [
+        f"search_space.{name} is not a {task} estimator"
+        for name in config.search_space or {}
+        if task not in ESTIMATOR_TASKS[name]
+    ]
+    if task == "regression" and config.expectations.labels is not None:
+        problems.append("expectations.labels lists classes")
+    if problems:
+        raise BadInputError(f"the task is {task}, but " + "; ".join(problems))
+    unset = {k: v for k, v in TASK_THRESHOLDS[task].items() if getattr(config.thresholds, k) is None}
+    return config.model_copy(
+        update={
+            "task": task,
+            "primary_metric": config.primary_metric or PRIMARY_METRIC[task],
+            "search_space": config.search_space or DEFAULT_SEARCH_SPACE[task],
+            "thresholds": config.thresholds.model_copy(update=unset),
+        }
+    )
+
+
+def task_of(config: PipelineConfig) -> Task:
+    """The resolved task; every step after prepare gets a config that has one."""
+    if config.task is None:
+        raise BadInputError("the config has no task: pass a config resolved by the prepare step")
+    return config.task
+
+
+def primary_of(config: PipelineConfig) -> MetricSpec:
+    """The resolved primary metric (prepare fills it in from the task)."""
+    if config.primary_metric is None:
+        raise BadInputError("the config has no primary_metric: pass a config resolved by the prepare step")
+    return METRICS[config.primary_metric]
 
 
 def read_config_file(path: Path | None) -> str:

@@ -22,7 +22,8 @@ def _builtin(loader_name: str) -> Callable[[], pd.DataFrame]:
 
         bunch = getattr(datasets, loader_name)(as_frame=True)
         frame = bunch.frame.copy()
-        frame[BUILTIN_LABEL] = bunch.target_names[bunch.target]
+        if "target_names" in bunch:  # a classification set: class names, not codes
+            frame[BUILTIN_LABEL] = bunch.target_names[bunch.target]
         return frame
 
     return load
@@ -32,21 +33,40 @@ BUILTINS: dict[str, Callable[[], pd.DataFrame]] = {
     "iris": _builtin("load_iris"),
     "wine": _builtin("load_wine"),
     "breast_cancer": _builtin("load_breast_cancer"),
+    "diabetes": _builtin("load_diabetes"),  # regression: disease progression after one year
 }
 
 
 def load_dataset(uri: str) -> pd.DataFrame:
     """Read a dataset URI; every failure is a one-line BadInputError or TransientError."""
+    return _load(uri, None)
+
+
+def load_column(uri: str, column: str) -> pd.Series:
+    """One column of a dataset (a CSV reads only that column); a missing one is named with the others."""
+    return _load(uri, column)[column]
+
+
+def _load(uri: str, column: str | None) -> pd.DataFrame:
     if uri in BUILTINS:
-        return BUILTINS[uri]()
+        frame = BUILTINS[uri]()
+        _require(column, list(frame.columns), uri)
+        return frame
     if uri.startswith("s3://"):
-        return _read_s3(uri)
+        return _read_s3(uri, column)
     if "://" in uri:
         raise BadInputError(f"unsupported dataset URI {uri!r}: use {', '.join(BUILTINS)}, a path or s3://")
-    return _read_file(Path(uri), shown_as=uri)
+    return _read_file(Path(uri), uri, column)
 
 
-def _read_file(path: Path, shown_as: str) -> pd.DataFrame:
+def _require(column: str | None, columns: list[str], shown_as: str) -> None:
+    if column is not None and column not in columns:
+        raise BadInputError(
+            f"label column {column!r} not in dataset {shown_as} (columns: {', '.join(map(str, columns))})"
+        )
+
+
+def _read_file(path: Path, shown_as: str, column: str | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         names = ", ".join(BUILTINS)
@@ -56,9 +76,19 @@ def _read_file(path: Path, shown_as: str) -> pd.DataFrame:
     if not path.is_file():
         raise BadInputError(f"dataset file not found: {shown_as}")
     try:
-        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix != ".csv":
+            frame = pd.read_parquet(path)
+        elif column is not None:  # only the header, then only that column
+            _require(column, [str(c) for c in pd.read_csv(path, nrows=0).columns], shown_as)
+            frame = pd.read_csv(path, usecols=[column])
+        else:
+            frame = pd.read_csv(path)
+    except BadInputError:
+        raise
     except Exception as exc:  # pandas raises many types for a malformed file
         raise BadInputError(f"cannot read dataset {shown_as}: {exc}") from exc
+    _require(column, [str(c) for c in frame.columns], shown_as)
+    return frame
 
 
 def s3_client():  # -> minio.Minio
@@ -76,7 +106,7 @@ def s3_client():  # -> minio.Minio
     )
 
 
-def _read_s3(uri: str) -> pd.DataFrame:
+def _read_s3(uri: str, column: str | None) -> pd.DataFrame:
     from minio.error import S3Error
     from urllib3.exceptions import HTTPError
 
@@ -92,4 +122,4 @@ def _read_s3(uri: str) -> pd.DataFrame:
             raise BadInputError(f"cannot read dataset {uri}: {exc.code} ({exc.message})") from exc
         except (HTTPError, OSError) as exc:
             raise TransientError(f"object store unreachable while reading {uri}: {exc}") from exc
-        return _read_file(local, shown_as=uri)
+        return _read_file(local, uri, column)

@@ -3,28 +3,47 @@
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from modelyard.config import PipelineConfig
+from modelyard.config import PipelineConfig, task_of
 from modelyard.errors import BadInputError
 from modelyard.profile import is_numeric
+from modelyard.tasks import Task
 
-ESTIMATORS: dict[str, type[BaseEstimator]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "gradient_boosting": GradientBoostingClassifier,
+ESTIMATORS: dict[tuple[Task, str], type[BaseEstimator]] = {
+    ("classification", "logistic_regression"): LogisticRegression,
+    ("classification", "random_forest"): RandomForestClassifier,
+    ("classification", "gradient_boosting"): GradientBoostingClassifier,
+    ("regression", "ridge"): Ridge,
+    ("regression", "random_forest"): RandomForestRegressor,
+    ("regression", "gradient_boosting"): GradientBoostingRegressor,
 }
 FIXED_PARAMS: dict[str, dict[str, Any]] = {"logistic_regression": {"max_iter": 2000}}
 # skops refuses to load types it does not trust; we trust only types from these packages.
@@ -39,20 +58,20 @@ class Candidate(BaseModel):
 
 def expand_candidates(config: PipelineConfig) -> list[Candidate]:
     """Every point of every estimator's grid, each checked to be a valid estimator now."""
-    candidates = []
-    for estimator, grid in config.search_space.items():
+    task, candidates = task_of(config), []
+    for estimator, grid in (config.search_space or {}).items():
         keys = sorted(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             params = dict(zip(keys, values, strict=True))
             label = ",".join(f"{k}={v}" for k, v in params.items())
             candidate = Candidate(name=f"{estimator}[{label}]", estimator=estimator, params=params)
-            make_estimator(candidate, config.seed)
+            make_estimator(candidate, task, config.seed)
             candidates.append(candidate)
     return candidates
 
 
-def make_estimator(candidate: Candidate, seed: int) -> BaseEstimator:
-    cls = ESTIMATORS[candidate.estimator]
+def make_estimator(candidate: Candidate, task: Task, seed: int) -> BaseEstimator:
+    cls = ESTIMATORS[(task, candidate.estimator)]
     params = FIXED_PARAMS.get(candidate.estimator, {}) | {"random_state": seed} | candidate.params
     try:
         estimator = cls()
@@ -63,7 +82,7 @@ def make_estimator(candidate: Candidate, seed: int) -> BaseEstimator:
     return estimator
 
 
-def build_pipeline(candidate: Candidate, features: pd.DataFrame, seed: int) -> Pipeline:
+def build_pipeline(candidate: Candidate, task: Task, features: pd.DataFrame, seed: int) -> Pipeline:
     numeric = [c for c in features.columns if is_numeric(features[c])]
     categorical = [c for c in features.columns if c not in numeric]
     preprocess = ColumnTransformer(
@@ -85,33 +104,59 @@ def build_pipeline(candidate: Candidate, features: pd.DataFrame, seed: int) -> P
             ),
         ]
     )
-    return Pipeline([("preprocess", preprocess), ("estimator", make_estimator(candidate, seed))])
+    return Pipeline([("preprocess", preprocess), ("estimator", make_estimator(candidate, task, seed))])
 
 
-def features_and_label(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.Series]:
+def features_and_label(frame: pd.DataFrame, label: str, task: Task) -> tuple[pd.DataFrame, pd.Series]:
     categorical = [c for c in frame.columns if c != label and not is_numeric(frame[c])]
     # Categorical columns go in as strings with NaN for missing, the form served rows have too.
     features = frame.drop(columns=[label]).astype({c: object for c in categorical})
-    return features, frame[label].astype(str)
+    if task == "classification":
+        return features, frame[label].astype(str)
+    try:
+        return features, frame[label].astype(float)
+    except ValueError as exc:
+        raise BadInputError(f"regression label {label!r} holds values that are not numbers: {exc}") from exc
 
 
-def score(model: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
-    predicted = model.predict(features)
+def predictions(
+    task: Task, model: Any, features: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Predicted values; for a classifier also the class probabilities and the class names."""
+    predicted = np.asarray(model.predict(features))
+    if task == "regression":
+        return predicted, None, []
+    return predicted, model.predict_proba(features), [str(c) for c in model.classes_]
+
+
+def metrics(
+    task: Task, truth: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, classes: Sequence[str]
+) -> dict[str, float]:
+    """The task's metrics (`modelyard.tasks.METRICS`): the one definition evaluate and monitor share."""
+    if task == "regression":
+        return {
+            "rmse": float(root_mean_squared_error(truth, predicted)),
+            "mae": float(mean_absolute_error(truth, predicted)),
+            "r2": float(r2_score(truth, predicted)) if len(truth) > 1 else math.nan,
+        }
     return {
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "f1_macro": float(f1_score(labels, predicted, average="macro")),
-        "roc_auc": roc_auc(model, features, labels),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "f1_macro": float(f1_score(truth, predicted, average="macro")),
+        "roc_auc": _roc_auc(truth, proba, list(classes)),
     }
 
 
-def roc_auc(model: Pipeline, features: pd.DataFrame, labels: pd.Series) -> float:
-    classes = list(model.classes_)
-    if labels.nunique() < 2 or not set(labels) <= set(classes):
-        return float("nan")
-    proba = model.predict_proba(features)
+def _roc_auc(truth: np.ndarray, proba: np.ndarray | None, classes: list[str]) -> float:
+    present = set(truth)
+    if proba is None or len(present) < 2 or not present <= set(classes):
+        return math.nan
     if len(classes) == 2:
-        return float(roc_auc_score(labels, proba[:, 1], labels=classes))
-    return float(roc_auc_score(labels, proba, multi_class="ovr", labels=classes))
+        return float(roc_auc_score(truth, proba[:, 1], labels=classes))
+    return float(roc_auc_score(truth, proba, multi_class="ovr", labels=classes))
+
+
+def score(task: Task, model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+    return metrics(task, labels.to_numpy(), *predictions(task, model, features))
 
 
 def trusted_types(model: Pipeline) -> list[str]:

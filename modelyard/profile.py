@@ -1,37 +1,41 @@
-"""Data profiles and drift: what the data looked like, and how far new data moved from it.
+"""Data profiles: what the data looked like, as plain JSON stored with a model version.
 
-A profile is plain JSON so it can be stored with a model version and read by validate and monitor.
+Validate and monitor compare new data with the champion's profile (`modelyard.drift`).
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
-DECILES = np.linspace(0.1, 0.9, 9)
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-OTHER = "__other__"
-UNSEEN = "(unseen)"  # the bin of categories the reference never saw
-EPSILON = 1e-4  # keeps PSI finite when a bin is empty on one side
+from modelyard.tasks import Task
+
+DECILES: Final = np.linspace(0.1, 0.9, 9)
+QUANTILES: Final = (0.05, 0.25, 0.5, 0.75, 0.95)
+# The quantile sketch the drift tests compare against: resolution 1/SKETCH of the distribution.
+SKETCH: Final = 500
 
 
 def is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def profile_frame(frame: pd.DataFrame, label: str) -> dict[str, Any]:
+def profile_frame(frame: pd.DataFrame, label: str, task: Task) -> dict[str, Any]:
     features = [c for c in frame.columns if c != label]
-    labels = frame[label].dropna().astype(str).value_counts().sort_index() if label in frame else {}
-    return {
+    profile: dict[str, Any] = {
         "rows": len(frame),
         "label": label,
-        "labels": {str(k): int(v) for k, v in dict(labels).items()},
+        "task": task,
         "columns": {str(c): profile_column(frame[c]) for c in features},
     }
+    if label in frame and task == "classification":
+        counts = frame[label].dropna().astype(str).value_counts().sort_index()
+        profile["labels"] = {str(k): int(v) for k, v in counts.items()}
+    elif label in frame:
+        profile["target"] = profile_column(frame[label])
+    return profile
 
 
 def profile_column(series: pd.Series) -> dict[str, Any]:
@@ -54,83 +58,38 @@ def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
             "quantiles": {},
             "bins": [],
             "bin_fractions": [1.0],
+            "sketch": [],
         }
-    edges = np.unique(np.quantile(values, DECILES))
+    values = np.sort(values)
+    edges = np.unique(sorted_quantiles(values, DECILES))
+    sketch = sorted_quantiles(values, np.linspace(0, 1, SKETCH + 1))
     return {
-        "min": float(values.min()),
-        "max": float(values.max()),
+        "min": float(values[0]),
+        "max": float(values[-1]),
         "mean": float(values.mean()),
         "std": float(values.std()),
-        "quantiles": {str(q): float(np.quantile(values, q)) for q in QUANTILES},
+        "quantiles": {
+            str(q): float(v) for q, v in zip(QUANTILES, sorted_quantiles(values, QUANTILES), strict=True)
+        },
         "bins": edges.tolist(),
-        "bin_fractions": _bin_fractions(values, edges).tolist(),
+        "bin_fractions": bin_fractions(values, edges).tolist(),
+        "sketch": sketch.tolist(),
     }
 
 
-def _bin_fractions(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
-    return counts / max(values.size, 1)
+def sorted_quantiles(ordered: np.ndarray, probabilities: Any) -> np.ndarray:
+    """np.quantile's default (linear) quantiles of an already sorted array, without sorting it again."""
+    positions = np.asarray(probabilities, dtype=float) * (ordered.size - 1)
+    low = np.floor(positions).astype(int)
+    high = np.minimum(low + 1, ordered.size - 1)
+    return ordered[low] + (positions - low) * (ordered[high] - ordered[low])
 
 
-def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    expected = np.clip(expected, EPSILON, None)
-    actual = np.clip(actual, EPSILON, None)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
-
-
-def psi(reference: dict[str, Any], series: pd.Series) -> float | None:
-    """Population stability index of a column against its reference profile (None: not comparable)."""
-    compared = distributions(reference, series)
-    return None if compared is None else compared.psi()
-
-
-@dataclass(frozen=True)
-class Distributions:
-    """A column's shares over its reference bins (numeric) or categories + unseen (categorical)."""
-
-    bins: list[str]
-    expected: np.ndarray
-    actual: np.ndarray
-    rows: int  # non-null values compared
-
-    def psi(self) -> float:
-        return _psi(self.expected, self.actual)
-
-
-def distributions(reference: dict[str, Any], series: pd.Series) -> Distributions | None:
-    """The reference and current shares per bin (None: no values, or the kinds differ)."""
-    values = series.dropna()
-    if values.empty:
-        return None
-    if reference["kind"] == "numeric":
-        if not is_numeric(series) or reference["min"] is None:
-            return None
-        finite = values.to_numpy(dtype=float)
-        finite = finite[np.isfinite(finite)]
-        edges = np.asarray(reference["bins"], dtype=float)
-        labels = [f"< {edges[0]:.4g}"] if edges.size else ["all"]
-        labels += [f"{a:.4g} to {b:.4g}" for a, b in itertools.pairwise(edges)]
-        labels += [f">= {edges[-1]:.4g}"] if edges.size else []
-        expected = np.asarray(reference["bin_fractions"], dtype=float)
-        return Distributions(labels, expected, _bin_fractions(finite, edges), int(finite.size))
-    categories = reference["categories"]
-    shares = values.astype(str).value_counts(normalize=True)
-    expected = np.array([*categories.values(), 0.0])
-    actual = np.array(
-        [float(shares.get(k, 0.0)) for k in categories]
-        + [float(shares.drop(list(categories), errors="ignore").sum())]
-    )
-    return Distributions([*categories, UNSEEN], expected, actual, len(values))
-
-
-def psi_noise(expected: np.ndarray, rows: int, reference_rows: float) -> float:
-    """Expected PSI between two samples of one distribution: (bins - 1) * (1/rows + 1/reference_rows).
-
-    PSI is close to a chi-square statistic divided by the sample size, so pure sampling noise
-    averages (k - 1)/n per sample; small batches look drifted unless this is subtracted.
-    """
-    degrees = max(int(np.count_nonzero(expected > 0)) - 1, 0)
-    return degrees * (1 / max(rows, 1) + (1 / reference_rows if reference_rows > 0 else 0.0))
+def bin_fractions(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Shares of sorted values in the bins the edges make: (-inf, e0), [e0, e1), ..., [e_last, inf)."""
+    cuts = np.searchsorted(ordered, edges, side="left")
+    counts = np.diff(np.concatenate([[0], cuts, [ordered.size]]))
+    return counts / max(ordered.size, 1)
 
 
 def unseen_share(reference: dict[str, Any], series: pd.Series) -> tuple[float, list[str]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import make_customers
 from webhook_server import Webhook, webhook_server
 
 from modelyard import alerts, registry
@@ -78,12 +79,14 @@ def test_a_failed_training_run_alerts_from_the_exit_handler_even_without_a_paren
 def test_a_local_pipeline_that_fails_alerts_with_its_mlflow_run(
     hook: Webhook, tracking_uri: str, tmp_path: Path
 ) -> None:
-    inputs = PrepareParams(dataset=str(tmp_path / "missing.csv"), model_name="alerts").model_dump()
+    one_class = tmp_path / "one-class.csv"
+    make_customers().assign(churn="no").to_csv(one_class, index=False)
+    inputs = PrepareParams(dataset=str(one_class), label="churn", model_name="alerts").model_dump()
     with pytest.raises(BadInputError):
         run_pipeline(inputs, tmp_path / "runs", echo=lambda line: None)
     (text,) = hook.texts()
     assert text.startswith("modelyard: training run failed (MLflow run ")
-    assert "dataset file not found" in text
+    assert "only one label value ('no')" in text
 
 
 def test_a_rollback_alerts(hook: Webhook, tracking_uri: str, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def training() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def reference(training: pd.DataFrame) -> dict:
     """The profile the split step records and register stores with the champion."""
-    return profile_frame(training, "churn")
+    return profile_frame(training, "churn", "classification")
 
 
 def verdict(frame: pd.DataFrame, reference: dict) -> Report:
@@ -40,16 +40,16 @@ def verdict(frame: pd.DataFrame, reference: dict) -> Report:
     return conclude(Report(len(frame), drift(frame, reference, LIMITS), [], ""), LIMITS)
 
 
-def test_bootstrap_samples_of_the_training_data_raise_at_most_one_warning(
+def test_bootstrap_samples_of_the_training_data_rarely_raise_an_alarm(
     training: pd.DataFrame, reference: dict
 ) -> None:
     # The smallest batch the defaults accept is the noisiest: the false-alarm rate is measured there.
     reports = [
-        verdict(training.sample(LIMITS.min_rows, replace=True, random_state=i), reference) for i in range(20)
+        verdict(training.sample(LIMITS.min_rows, replace=True, random_state=i), reference) for i in range(200)
     ]
     counts = Counter(r.verdict for r in reports)
-    assert counts["retrain"] == 0 and counts["warn"] <= 1, [r.reasons for r in reports if r.reasons]
-    assert all(f.psi is not None and f.psi > 0 for r in reports for f in r.features)
+    assert counts["ok"] >= 0.95 * len(reports), [r.reasons for r in reports if r.reasons]
+    assert all(f.drift.method in ("ks", "chi2") for r in reports for f in r.features)
 
 
 def test_fresh_samples_from_the_same_source_raise_at_most_one_warning(reference: dict) -> None:
@@ -58,26 +58,11 @@ def test_fresh_samples_from_the_same_source_raise_at_most_one_warning(reference:
     assert counts["retrain"] == 0 and counts["warn"] <= 1, [r.reasons for r in reports if r.reasons]
 
 
-def test_the_noise_correction_matches_the_psi_of_samples_without_drift(
-    training: pd.DataFrame, reference: dict
-) -> None:
-    # Uncorrected, a 200-row sample of the training data itself shows PSI ~0.03 per feature; the
-    # correction must remove about that much, not more (that would hide real drift).
-    features = [
-        f
-        for i in range(40)
-        for f in drift(training.sample(200, replace=True, random_state=i), reference, LIMITS)
-    ]
-    raw, noise = np.mean([f.psi for f in features]), np.mean([f.psi_noise for f in features])
-    assert 0.02 < raw < 0.05
-    assert 0.7 < noise / raw < 1.3
-
-
 @pytest.mark.parametrize(
     ("change", "column", "reason"),
     [
-        (lambda f: f.assign(age=f.age + 12), "age", "PSI"),  # mean shifted by one standard deviation
-        (lambda f: f.assign(income=f.income * 2), "income", "PSI"),  # rescaled (e.g. a currency change)
+        (lambda f: f.assign(age=f.age + 12), "age", "ks p="),  # mean shifted by one standard deviation
+        (lambda f: f.assign(income=f.income * 2), "income", "ks p="),  # rescaled (e.g. a currency change)
         (lambda f: f.assign(plan=np.where(np.arange(len(f)) % 5 == 0, "premium", f.plan)), "plan", "unseen"),
         (lambda f: f.assign(income=f.income.where(np.arange(len(f)) % 4 != 0)), "income", "missing share"),
     ],
@@ -93,20 +78,37 @@ def test_drift_calls_for_retraining_and_names_the_feature(
 
 
 def test_a_small_shift_only_warns(reference: dict) -> None:
-    report = verdict(make_customers(2000, seed=8).assign(age=lambda f: f.age + 5), reference)  # 0.4 sd
+    # 4,000 rows against 2,000: a large sample, judged by the drift size (a quarter of a standard deviation)
+    report = verdict(make_customers(4000, seed=8).assign(age=lambda f: f.age + 3), reference)
     assert report.verdict == "warn"
-    assert [f.column for f in report.drifted()] == ["age"]
+    assert [(f.column, f.drift.method) for f in report.drifted()] == [("age", "wasserstein")]
 
 
 def test_decay_beyond_noise_and_tolerance_calls_for_retraining() -> None:
     recorded = {"accuracy": 0.9, "f1_macro": 0.85, "roc_auc": float("nan")}
     noise = {"accuracy": 0.04, "f1_macro": 0.04}
-    fine = decay(recorded, {"accuracy": 0.82, "f1_macro": 0.84, "roc_auc": 0.9}, noise, tolerance=0.05)
+    current = {"accuracy": 0.82, "f1_macro": 0.84, "roc_auc": 0.9}
+    fine = decay("classification", recorded, current, noise, tolerance=0.05)
     assert [(d.metric, d.level) for d in fine] == [("accuracy", "ok"), ("f1_macro", "ok")]
-    worse = decay(recorded, {"accuracy": 0.8, "f1_macro": 0.84}, noise, tolerance=0.05)
+    worse = decay("classification", recorded, {"accuracy": 0.8, "f1_macro": 0.84}, noise, tolerance=0.05)
     report = conclude(Report(500, [], worse, ""), LIMITS)
     assert report.verdict == "retrain"
-    assert report.reasons == ["champion accuracy fell 0.100 (0.900 -> 0.800; noise 0.040 + tolerance 0.05)"]
+    assert report.reasons == [
+        "champion accuracy worse by 0.100 (0.900 -> 0.800; noise 0.040 + tolerance 0.05)"
+    ]
+
+
+def test_regression_decay_is_a_share_of_the_error_in_its_own_direction() -> None:
+    recorded = {"rmse": 10.0, "mae": 8.0, "r2": 0.6}
+    noise = {"rmse": 0.5, "mae": 0.4, "r2": 0.02}
+    better = decay("regression", recorded, {"rmse": 8.0, "mae": 6.0, "r2": 0.7}, noise, tolerance=0.05)
+    assert all(d.level == "ok" and d.drop < 0 for d in better)
+    worse = decay("regression", recorded, {"rmse": 12.0, "mae": 8.2, "r2": 0.58}, noise, tolerance=0.05)
+    assert [(d.metric, d.level) for d in worse] == [("rmse", "alert"), ("mae", "ok"), ("r2", "ok")]
+    rmse = worse[0]
+    assert rmse.drop == pytest.approx(2 / 12) and rmse.noise == pytest.approx(0.5 / 12)
+    reasons = conclude(Report(500, [], worse, ""), LIMITS).reasons
+    assert reasons == ["champion rmse worse by 16.7% (10.000 -> 12.000; noise 4.2% + tolerance 5.0%)"]
 
 
 def test_decay_noise_is_two_standard_errors_of_the_difference() -> None:
@@ -117,9 +119,9 @@ def test_decay_noise_is_two_standard_errors_of_the_difference() -> None:
     both = np.column_stack([1 - proba, proba])
     accuracy = (predicted == labels).mean()
     binomial = np.sqrt(accuracy * (1 - accuracy) / 2000)
-    same_size = decay_noise(labels, predicted, both, ["no", "yes"], test_rows=2000)
+    same_size = decay_noise("classification", labels, predicted, both, ["no", "yes"], test_rows=2000)
     assert same_size["accuracy"] == pytest.approx(2 * np.sqrt(2) * binomial, rel=0.25)
-    smaller_test = decay_noise(labels, predicted, both, ["no", "yes"], test_rows=500)
+    smaller_test = decay_noise("classification", labels, predicted, both, ["no", "yes"], test_rows=500)
     assert smaller_test["accuracy"] == pytest.approx(2 * np.sqrt(1 + 4) * binomial, rel=0.25)
     assert 0 < same_size["roc_auc"] < 0.1 and 0 < same_size["f1_macro"] < 0.1
 
@@ -127,7 +129,7 @@ def test_decay_noise_is_two_standard_errors_of_the_difference() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda f: f.head(50), "the batch has 50 rows; a drift check needs at least 200"),
+        (lambda f: f.head(20), "the batch has 20 rows; a drift check needs at least 30"),
         (
             lambda f: f.drop(columns=["income", "region"]),
             "lacks 2 column(s) the champion was trained on: income, region",
@@ -206,7 +208,7 @@ def test_fresh_data_is_ok_and_logged_without_alert(project: Path, hook: Webhook)
     experiment = client(project).get_experiment(run.info.experiment_id)
     assert experiment.name == "modelyard-monitoring"
     assert run.data.tags["modelyard.verdict"] == "ok" and run.data.tags["modelyard.champion_version"] == "1"
-    assert {"psi_age", "psi_adjusted_income", "unseen_plan", "null_change_region", "batch_accuracy"} <= set(
+    assert {"drift_age", "p_value_income", "unseen_plan", "null_change_region", "batch_accuracy"} <= set(
         run.data.metrics
     )
     assert hook.received == []
@@ -219,23 +221,23 @@ def test_drift_says_retrain_with_a_report_a_picture_per_drifted_feature_and_an_a
     done = monitor(project, hook, "--dataset", "older.csv")
     assert done.returncode == 0, done.stderr
     assert "verdict: retrain" in done.stdout
-    assert "age: PSI" in done.stdout
+    assert "age: ks p=" in done.stdout
     run = monitoring_run(project, done.stdout)
-    assert run.data.metrics["verdict"] == 2 and run.data.metrics["psi_age"] > 1
+    assert run.data.metrics["verdict"] == 2 and run.data.metrics["drift_age"] > 1  # 15 years: 1.2 sd
     artifacts = {a.path for a in client(project).list_artifacts(run.info.run_id, "monitoring/plots")}
     assert artifacts == {"monitoring/plots/age.png"}
     local = client(project).download_artifacts(run.info.run_id, "monitoring/report.json", str(project))
     report = json.loads(Path(local).read_text())
     assert report["verdict"] == "retrain" and report["rows"] == 600
     (text,) = hook.texts()
-    assert text.startswith(f"modelyard: {MODEL} v1: monitoring says RETRAIN on older.csv: age: PSI")
+    assert text.startswith(f"modelyard: {MODEL} v1: monitoring says RETRAIN on older.csv: age: ks p=")
 
 
 def test_partly_flipped_labels_show_decay(project: Path, hook: Webhook) -> None:
     done = monitor(project, hook, "--dataset", "flipped.csv")
     assert done.returncode == 0, done.stderr
     assert "verdict: retrain" in done.stdout
-    assert "champion accuracy fell" in done.stdout
+    assert "champion accuracy worse by" in done.stdout
     run = monitoring_run(project, done.stdout)
     assert run.data.metrics["drop_accuracy"] > 0.15  # 40% of answers flipped: about 0.74 -> 0.55
     assert run.data.metrics["drifted_features"] == 0  # the features did not move, only the answers

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modelyard.config import load_config
+from modelyard.config import for_task, load_config
 from modelyard.contract import SPLITS, PipelineStepParams, PrepareParams
 from modelyard.errors import BadInputError
 from modelyard.steps.prepare import prepare
@@ -105,5 +105,7 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
     with pytest.raises(BadInputError, match=r"search_space.random_forest: .*max_dept"):
         from modelyard.model import expand_candidates
 
-        expand_candidates(load_config("search_space: {random_forest: {max_dept: [3]}}"))
+        expand_candidates(
+            for_task(load_config("search_space: {random_forest: {max_dept: [3]}}"), "regression")
+        )
     assert load_config("", {"min_accuracy": 0.9, "seed": None}).thresholds.min_accuracy == 0.9

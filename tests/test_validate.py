@@ -11,18 +11,18 @@ import pytest
 from conftest import make_customers
 
 from modelyard.checks import run_checks
-from modelyard.config import load_config
+from modelyard.config import for_task, load_config
 from modelyard.contract import SPLITS, VALIDATION, PipelineStepParams
 from modelyard.errors import BadInputError
 from modelyard.profile import profile_frame
 from modelyard.steps.validate import validate
 
-CONFIG = load_config("label: churn")
+CONFIG = for_task(load_config("label: churn"), "classification")
 
 
 @pytest.fixture
 def reference() -> dict:
-    return profile_frame(make_customers(seed=1), "churn")
+    return profile_frame(make_customers(seed=1), "churn", "classification")
 
 
 def rules(
@@ -87,7 +87,9 @@ def test_out_of_range_numerics_versus_the_reference(reference: dict) -> None:
 
 
 def test_out_of_range_versus_explicit_expectations() -> None:
-    config = load_config("label: churn\nexpectations: {columns: {age: {min: 18, max: 99}}}")
+    config = for_task(
+        load_config("label: churn\nexpectations: {columns: {age: {min: 18, max: 99}}}"), "classification"
+    )
     frame = make_customers(seed=2)
     frame.loc[frame.index[:20], "age"] = 5
     assert "outside the expected range [18, 99]" in rules(frame, None, config)["range"][0]
@@ -105,7 +107,7 @@ def test_label_values_outside_the_expected_set(reference: dict) -> None:
     assert rules(frame, reference)["labels"] == [
         "label values not in the expected set ['no', 'yes']: ['unknown']"
     ]
-    config = load_config("label: churn\nexpectations: {labels: ['no']}")
+    config = for_task(load_config("label: churn\nexpectations: {labels: ['no']}"), "classification")
     assert "['yes']" in rules(make_customers(), None, config)["labels"][0]
 
 
@@ -121,12 +123,24 @@ def test_empty_data_fails(reference: dict) -> None:
     assert rules(make_customers().iloc[:0], reference) == {"empty": ["the data has no rows"]}
 
 
-def test_drift_warns_then_fails_by_psi(reference: dict) -> None:
+def test_on_large_data_drift_warns_then_fails_by_its_size() -> None:
+    reference = profile_frame(make_customers(20_000, seed=1), "churn", "classification")
+    frame = make_customers(20_000, seed=2)
+    frame["age"] = frame["age"] + 2  # a sixth of a standard deviation: above drift_warn, below drift_alert
+    (warning,) = rules(frame, reference, severity="warning")["drift"]
+    assert warning.startswith("column 'age' drifts: wasserstein: drift 0.1")
+    assert "drift" not in rules(frame, reference)
+    frame["age"] = frame["age"] + 10
+    (error,) = rules(frame, reference)["drift"]
+    assert error.startswith("column 'age' drifted: wasserstein: drift 0.9")  # 12 years: about 1 sd
+
+
+def test_on_small_data_a_test_decides(reference: dict) -> None:
     frame = make_customers(seed=2)
-    frame["age"] = frame["age"] + 5  # PSI about 0.13
-    assert "drift" in rules(frame, reference, severity="warning")
-    frame["age"] = frame["age"] + 20
-    assert rules(frame, reference)["drift"][0].startswith("column 'age' drifted: PSI")
+    assert "drift" not in rules(frame, reference, severity="warning")
+    frame["age"] = frame["age"] + 12  # one standard deviation
+    (error,) = rules(frame, reference)["drift"]
+    assert error.startswith("column 'age' drifted: ks p=") and "< 0.005" in error
 
 
 def write_splits(work_dir: Path, frame: pd.DataFrame) -> None:

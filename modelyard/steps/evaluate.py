@@ -11,16 +11,16 @@ import mlflow
 import pandas as pd
 
 from modelyard import model
-from modelyard.config import PipelineConfig
+from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import EVALUATION, EvaluateOutputs, EvaluateParams
 from modelyard.registry import CHAMPION, by_alias
 from modelyard.steps.split import read_splits
 from modelyard.steps.train import MODEL_ARTIFACT
+from modelyard.tasks import MetricSpec, Task, scale, task_metrics, worse_by
 from modelyard.tracking import TAG, child_run
 
 log = logging.getLogger(__name__)
 PROMOTE, REJECT = "promote", "reject"
-METRICS = ("accuracy", "f1_macro", "roc_auc")
 
 
 def load_candidate(run_id: str) -> Any:
@@ -34,11 +34,12 @@ def load_candidate(run_id: str) -> Any:
 
 def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     config = PipelineConfig.model_validate_json(params.config)
+    task = task_of(config)
     (test,) = read_splits(work_dir, "test")
-    features, labels = model.features_and_label(test, config.label)
+    features, labels = model.features_and_label(test, config.label, task)
     challenger = load_candidate(params.candidate_run_id)
-    scores = model.score(challenger, features, labels)
-    champion = score_champion(config.model_name, features, labels)
+    scores = model.score(task, challenger, features, labels)
+    champion = score_champion(config.model_name, task, features, labels)
     gates = absolute_gates(scores, config) + champion_gates(scores, champion, config)
     failed = [g["detail"] for g in gates if not g["passed"]]
     decision = REJECT if failed else PROMOTE
@@ -53,7 +54,7 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     out = work_dir / EVALUATION
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(result, indent=1))
-    plot(challenger, features, labels, out)
+    PLOTS[task](challenger, features, labels, out)
     with child_run(params.run_id, "evaluate", {f"{TAG}decision": decision}):
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items() if not math.isnan(v)})
         mlflow.log_artifacts(str(out), EVALUATION)
@@ -61,32 +62,29 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     return EvaluateOutputs(decision=decision)
 
 
-def score_champion(name: str, features: pd.DataFrame, labels: pd.Series) -> dict[str, Any] | None:
+def score_champion(name: str, task: Task, features: pd.DataFrame, labels: pd.Series) -> dict[str, Any] | None:
     version = by_alias(mlflow.MlflowClient(), name, CHAMPION)
     if version is None:
         return None
     try:
         champion = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
-        return {"version": version.version, "metrics": model.score(champion, features, labels)}
+        return {"version": version.version, "metrics": model.score(task, champion, features, labels)}
     except (ValueError, KeyError, TypeError) as exc:  # e.g. the columns changed since it was trained
         return {"version": version.version, "metrics": None, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def absolute_gates(scores: dict[str, float], config: PipelineConfig) -> list[dict[str, Any]]:
-    limits = config.thresholds
-    minimums = {
-        "accuracy": limits.min_accuracy,
-        "f1_macro": limits.min_f1_macro,
-        "roc_auc": limits.min_roc_auc,
-    }
-    return [
-        _gate(
-            f"min_{m}",
-            scores[m] >= low,
-            f"test {m} {scores[m]:.4f} {'>=' if scores[m] >= low else '<'} {low}",
-        )
-        for m, low in minimums.items()
-    ]
+    """One gate per metric of the task that has a threshold (`min_accuracy`, `max_rmse`, ...)."""
+    gates = []
+    for spec in task_metrics(task_of(config)):
+        limit = getattr(config.thresholds, spec.gate)
+        if limit is None:
+            continue
+        value = scores[spec.name]
+        passed = value >= limit if spec.higher_is_better else value <= limit
+        relation = (">=" if passed else "<") if spec.higher_is_better else ("<=" if passed else ">")
+        gates.append(_gate(spec.gate, passed, f"test {spec.name} {value:.4f} {relation} {limit}"))
+    return gates
 
 
 def champion_gates(
@@ -103,27 +101,45 @@ def champion_gates(
             )
         ]
     tolerance = config.thresholds.champion_tolerance
-    gates = []
-    for metric in METRICS:
-        mine, theirs = scores[metric], champion["metrics"][metric]
-        passed = math.isnan(theirs) or mine >= theirs - tolerance
-        relation = "within" if passed else "worse than"
-        detail = f"test {metric} {mine:.4f} vs champion v{champion['version']} {theirs:.4f}: {relation} tolerance {tolerance}"
-        gates.append(_gate(f"vs_champion_{metric}", passed, detail))
-    return gates
+    return [
+        _versus(
+            spec,
+            scores[spec.name],
+            champion["metrics"].get(spec.name, math.nan),
+            champion["version"],
+            tolerance,
+        )
+        for spec in task_metrics(task_of(config))
+    ]
+
+
+def _versus(spec: MetricSpec, mine: float, theirs: float, version: str, tolerance: float) -> dict[str, Any]:
+    passed = math.isnan(theirs) or worse_by(spec, theirs, mine) <= tolerance
+    allowed = f"{tolerance:.1%} of {scale(spec, theirs, mine):.4g}" if spec.relative else f"{tolerance}"
+    relation = "within" if passed else "worse than"
+    detail = (
+        f"test {spec.name} {mine:.4f} vs champion v{version} {theirs:.4f}: {relation} tolerance {allowed}"
+    )
+    return _gate(f"vs_champion_{spec.name}", passed, detail)
 
 
 def _gate(name: str, passed: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "passed": bool(passed), "detail": detail}
 
 
-def plot(pipeline: Any, features: pd.DataFrame, labels: pd.Series, out: Path) -> None:
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_classifier(pipeline: Any, features: pd.DataFrame, labels: pd.Series, out: Path) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
+    plt = _pyplot()
     ConfusionMatrixDisplay.from_estimator(pipeline, features, labels, xticks_rotation=45)
     plt.tight_layout()
     plt.savefig(out / "confusion_matrix.png", dpi=80)
@@ -137,3 +153,21 @@ def plot(pipeline: Any, features: pd.DataFrame, labels: pd.Series, out: Path) ->
     axes.set_title("ROC, one vs rest")
     plt.savefig(out / "roc.png", dpi=80)
     plt.close("all")
+
+
+def plot_regressor(pipeline: Any, features: pd.DataFrame, labels: pd.Series, out: Path) -> None:
+    from sklearn.metrics import PredictionErrorDisplay
+
+    plt = _pyplot()
+    predicted = pipeline.predict(features)
+    for kind, name in (
+        ("actual_vs_predicted", "predicted_vs_actual"),
+        ("residual_vs_predicted", "residuals"),
+    ):
+        PredictionErrorDisplay.from_predictions(labels, predicted, kind=kind)
+        plt.tight_layout()
+        plt.savefig(out / f"{name}.png", dpi=80)
+        plt.close("all")
+
+
+PLOTS: dict[Task, Any] = {"classification": plot_classifier, "regression": plot_regressor}

@@ -19,7 +19,6 @@ from modelyard.contract import MonitorOutputs, MonitorParams
 from modelyard.data import load_dataset
 from modelyard.errors import BadInputError
 from modelyard.monitor import (
-    DECAY_METRICS,
     OK,
     VERDICTS,
     MetricDecay,
@@ -31,16 +30,16 @@ from modelyard.monitor import (
     drift,
     plot,
     render,
-    scores,
 )
 from modelyard.registry import CHAMPION, PROFILE_PATH, by_alias, reference_profile
+from modelyard.tasks import Task, task_metrics
 from modelyard.tracking import TAG, experiment_id, lineage_tags, metric_key
 
 log = logging.getLogger(__name__)
 # Retraining on drifted data must not be failed by the validate checks that compare it with the
 # champion's data (value ranges, unseen categories, PSI): that drift is why it runs. Schema, null and
-# label checks still apply, and drift still shows as validation warnings (psi_warn is kept).
-RETRAIN_THRESHOLDS: Final = {"max_out_of_range_fraction": 1.0, "psi_fail": 100.0}  # PSI stays < ~20
+# label checks still apply, and drift still shows as validation warnings (drift_warn is kept).
+RETRAIN_THRESHOLDS: Final = {"max_out_of_range_fraction": 1.0, "drift_alert": 100.0}  # sizes stay < ~20
 
 
 def monitor(params: MonitorParams, work_dir: Path) -> MonitorOutputs:
@@ -85,27 +84,27 @@ def champion_decay(
 ) -> tuple[list[MetricDecay], str]:
     """Score the champion on the batch's labelled rows and compare with its recorded test metrics."""
     label = reference["label"]
+    task: Task = reference.get("task", "classification")
     if label not in frame.columns:
         return [], f"no {label!r} column in the batch: drift checked, decay not"
     labelled = frame.loc[frame[label].notna(), [*reference["columns"], label]]
     if len(labelled) < limits.min_rows:
         return [], f"{len(labelled)} labelled rows (min {limits.min_rows}): decay not checked"
-    recorded = {
-        m: float(champion.tags[f"{TAG}test_{m}"]) for m in DECAY_METRICS if f"{TAG}test_{m}" in champion.tags
-    }
+    tags = {spec.name: f"{TAG}test_{spec.name}" for spec in task_metrics(task)}
+    recorded = {m: float(champion.tags[tag]) for m, tag in tags.items() if tag in champion.tags}
     if not recorded:
         return [], f"v{champion.version} has no recorded test metrics: decay not checked"
     pipeline = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
-    features, labels = model.features_and_label(labelled, label)
+    features, labels = model.features_and_label(labelled, label, task)
     try:
-        predicted, proba = pipeline.predict(features), pipeline.predict_proba(features)
+        predicted, proba, classes = model.predictions(task, pipeline, features)
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"champion v{champion.version} cannot score the batch: {exc}") from exc
-    truth, classes = labels.to_numpy(), [str(c) for c in pipeline.classes_]
-    current = scores(truth, predicted, proba, classes)
-    noise = decay_noise(truth, predicted, proba, classes, _test_rows(champion))
+    truth = labels.to_numpy()
+    current = model.metrics(task, truth, predicted, proba, classes)
+    noise = decay_noise(task, truth, predicted, proba, classes, _test_rows(champion))
     return (
-        decay(recorded, current, noise, limits.decay_tolerance),
+        decay(task, recorded, current, noise, limits.decay_tolerance),
         f"{len(labelled):,} labelled rows scored",
     )
 
@@ -143,9 +142,10 @@ def log_report(params: MonitorParams, champion: ModelVersion, report: Report, ta
     }
     for f in report.features:
         metrics[metric_key(f"null_change_{f.column}")] = f.null_change
-        if f.psi is not None:
-            metrics[metric_key(f"psi_{f.column}")] = f.psi
-            metrics[metric_key(f"psi_adjusted_{f.column}")] = f.psi_adjusted or 0.0
+        if f.drift.size is not None:
+            metrics[metric_key(f"drift_{f.column}")] = f.drift.size
+        if f.drift.p_value is not None:
+            metrics[metric_key(f"p_value_{f.column}")] = f.drift.p_value
         if f.kind == "categorical":
             metrics[metric_key(f"unseen_{f.column}")] = f.unseen_share
     for d in report.decay:
@@ -155,7 +155,7 @@ def log_report(params: MonitorParams, champion: ModelVersion, report: Report, ta
         (out / "report.json").write_text(json.dumps(report.as_dict(), indent=1))
         (out / "report.txt").write_text(table + "\n")
         for feature in report.drifted():
-            if feature.bins:
+            if feature.drift.bins:
                 (out / "plots").mkdir(exist_ok=True)
                 plot(feature, out / "plots" / f"{_file_name(feature.column)}.png")
         with mlflow.start_run(

@@ -2,24 +2,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import mlflow
 
-from modelyard.config import load_config
+from modelyard.config import PipelineConfig, for_task, load_config
 from modelyard.contract import PrepareOutputs, PrepareParams
+from modelyard.data import load_column
 from modelyard.model import expand_candidates
+from modelyard.tasks import infer_task
 from modelyard.tracking import TAG, experiment_id, lineage_tags, run_url
 
 
 def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
     overrides = params.model_dump(exclude={"config"})
-    config = load_config(params.config, overrides)
+    config, why = resolve_task(load_config(params.config, overrides))
+    print(f"task: {config.task} ({why})", file=sys.stderr)
     candidates = expand_candidates(config)
     config_json = config.model_dump_json()
     tags = lineage_tags() | {
         f"{TAG}model_name": config.model_name,
         f"{TAG}dataset": config.dataset,
+        f"{TAG}task": str(config.task),
+        f"{TAG}task_reason": why,
         f"{TAG}config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
     }
     run = mlflow.MlflowClient().create_run(
@@ -35,6 +41,14 @@ def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
         candidates=json.dumps([c.model_dump() for c in candidates]),
         model_name=config.model_name,
     )
+
+
+def resolve_task(config: PipelineConfig) -> tuple[PipelineConfig, str]:
+    """The config for its task, set or inferred from the label column; and why that task."""
+    if config.task is not None:
+        return for_task(config, config.task), "set in the config"
+    inferred, why = infer_task(load_column(config.dataset, config.label))
+    return for_task(config, inferred), f"inferred: {why}; set task to override"
 
 
 def _param(key: str, value: object) -> mlflow.entities.Param:

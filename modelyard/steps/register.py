@@ -9,7 +9,7 @@ import mlflow
 from mlflow.models import infer_signature
 
 from modelyard import alerts, model
-from modelyard.config import PipelineConfig
+from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
 from modelyard.errors import BadInputError
 from modelyard.registry import (
@@ -47,6 +47,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
             f"{TAG}dataset_fingerprint": split_info["fingerprint"],
             f"{TAG}config_hash": parent.data.tags.get(f"{TAG}config_hash", ""),
             f"{TAG}pipeline_run_id": params.run_id,
+            f"{TAG}task": task_of(config),
             f"{TAG}decision": decision,
             f"{TAG}reasons": "; ".join(evaluation["reasons"]),
         }
@@ -83,7 +84,7 @@ def log_and_register(
     no version ever exists without its lineage (a server dying in between leaves no version at all)."""
     pipeline = load_candidate(run_id)
     (train,) = read_splits(work_dir, "train")
-    features, _ = model.features_and_label(train, config.label)
+    features, _ = model.features_and_label(train, config.label, task_of(config))
     example = features.head(5)
     client = mlflow.MlflowClient()
     # The profile goes first: a registered version must never lack its reference data profile.

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import mlflow
 
+from modelyard.config import PipelineConfig, primary_of
 from modelyard.contract import SelectOutputs, SelectParams
 from modelyard.errors import BadInputError
+from modelyard.tasks import better_first
 from modelyard.tracking import TAG
 
 
@@ -16,9 +18,15 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
     results = [json.loads(r) if isinstance(r, str) else r for r in json.loads(params.results)]
     if not results:
         raise BadInputError("no candidate results to select from")
-    # Best validation score wins; a smaller train-validation gap breaks ties, then the name.
-    best = max(results, key=lambda r: (_finite(r["score"]), -_finite(r["gap"], 1e9), r["name"]))
-    for r in sorted(results, key=lambda r: -_finite(r["score"])):
+    metric = primary_of(PipelineConfig.model_validate_json(params.config))
+
+    def rank(r: dict) -> tuple[float, float, str]:
+        # Best validation score wins; a smaller train-validation gap breaks ties, then the name.
+        return better_first(metric, r["score"]), -_finite(r["gap"], 1e9), r["name"]
+
+    best = max(results, key=rank)
+    print(f"  candidates by validation {metric.name}:", file=sys.stderr)
+    for r in sorted(results, key=rank, reverse=True):
         flag = "  OVERFIT" if r["overfit"] else ""
         mark = "*" if r is best else " "
         print(f"  {mark} {r['name']:<50} val={r['score']:.4f} gap={r['gap']:+.4f}{flag}", file=sys.stderr)
@@ -28,5 +36,5 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
     return SelectOutputs(candidate_run_id=best["run_id"])
 
 
-def _finite(value: float, default: float = -1.0) -> float:
+def _finite(value: float, default: float) -> float:
     return default if value is None or math.isnan(value) else value

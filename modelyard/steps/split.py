@@ -4,17 +4,19 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Final
 
 import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from modelyard.config import PipelineConfig
+from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs
 from modelyard.data import load_dataset
 from modelyard.errors import BadInputError
-from modelyard.profile import profile_frame
+from modelyard.profile import is_numeric, profile_frame
+from modelyard.tasks import Task
 from modelyard.tracking import TAG, child_run
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
     out.mkdir(parents=True, exist_ok=True)
     for name, part in zip(PARTS, parts, strict=True):
         part.to_parquet(out / f"{name}.parquet", index=False)
-    profile = profile_frame(frame, config.label)
+    profile = profile_frame(frame, config.label, task_of(config))
     summary = {"dataset": config.dataset, "fingerprint": digest, "rows": len(frame), "stratified": stratified}
     summary |= {f"{name}_rows": len(part) for name, part in zip(PARTS, parts, strict=True)}
     (out / "profile.json").write_text(json.dumps(profile, indent=1, sort_keys=True))
@@ -75,24 +77,36 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+STRATA: Final = 10  # quantile bins of a regression label that the split keeps in proportion
+
+
+def strata(labels: pd.Series, task: Task) -> pd.Series | None:
+    """What the split stratifies on: the classes, or quantile bins of a numeric label (None: not
+    numeric, which the validate step reports)."""
+    if task == "classification":
+        return labels
+    if not is_numeric(labels):
+        return None
+    return pd.qcut(labels, q=min(STRATA, max(labels.nunique(), 1)), labels=False, duplicates="drop")
+
+
 def split_frame(frame: pd.DataFrame, config: PipelineConfig) -> tuple[list[pd.DataFrame], bool]:
     fractions = config.fractions
-    labels = frame[config.label]
+    train, test_of_rest = fractions.train, fractions.test / (1 - fractions.train)
+    labels = strata(frame[config.label], task_of(config))
+    if labels is None:
+        return _split(frame, train, test_of_rest, config.seed, None), False
     try:
-        return _split(
-            frame, fractions.train, fractions.test / (1 - fractions.train), config.seed, labels
-        ), True
+        return _split(frame, train, test_of_rest, config.seed, labels), True
     except ValueError as exc:
         counts = labels.value_counts()
         log.warning(
-            "WARNING: cannot stratify (%s); the smallest class %r has %d rows. Splitting at random instead.",
+            "WARNING: cannot stratify (%s); the smallest stratum %r has %d rows. Splitting at random instead.",
             exc,
             counts.idxmin(),
             counts.min(),
         )
-        return _split(
-            frame, fractions.train, fractions.test / (1 - fractions.train), config.seed, None
-        ), False
+        return _split(frame, train, test_of_rest, config.seed, None), False
 
 
 def _split(

@@ -7,9 +7,10 @@ from pathlib import Path
 import mlflow
 
 from modelyard import model
-from modelyard.config import PipelineConfig
+from modelyard.config import PipelineConfig, primary_of, task_of
 from modelyard.contract import TrainOutputs, TrainParams
 from modelyard.steps.split import read_splits
+from modelyard.tasks import worse_by
 from modelyard.tracking import TAG, child_run
 
 MODEL_ARTIFACT = "candidate/model.skops"
@@ -18,13 +19,16 @@ MODEL_ARTIFACT = "candidate/model.skops"
 def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     config = PipelineConfig.model_validate_json(params.config)
     candidate = model.Candidate.model_validate_json(params.candidate)
+    task = task_of(config)
     train_frame, validation_frame = read_splits(work_dir, "train", "validation")
-    features, labels = model.features_and_label(train_frame, config.label)
-    pipeline = model.build_pipeline(candidate, features, config.seed).fit(features, labels)
-    train_scores = model.score(pipeline, features, labels)
-    validation_scores = model.score(pipeline, *model.features_and_label(validation_frame, config.label))
-    metric = config.primary_metric
-    gap = train_scores[metric] - validation_scores[metric]
+    features, labels = model.features_and_label(train_frame, config.label, task)
+    pipeline = model.build_pipeline(candidate, task, features, config.seed).fit(features, labels)
+    train_scores = model.score(task, pipeline, features, labels)
+    validation = model.features_and_label(validation_frame, config.label, task)
+    validation_scores = model.score(task, pipeline, *validation)
+    metric = primary_of(config)
+    # How much worse on unseen rows: a difference for scores, a share of the error for RMSE and MAE.
+    gap = worse_by(metric, train_scores[metric.name], validation_scores[metric.name])
     overfit = gap > config.thresholds.overfit_gap
     tags = {f"{TAG}candidate": candidate.name, f"{TAG}overfit": str(overfit).lower()}
     with child_run(params.run_id, candidate.name, tags) as run, tempfile.TemporaryDirectory() as tmp:
@@ -39,7 +43,7 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     result = {
         "name": candidate.name,
         "run_id": run.info.run_id,
-        "score": validation_scores[metric],
+        "score": validation_scores[metric.name],
         "gap": gap,
         "overfit": overfit,
     }

@@ -11,6 +11,7 @@ import pandas as pd
 from modelyard.checks import render, run_checks
 from modelyard.config import PipelineConfig
 from modelyard.contract import VALIDATION, PipelineStepParams, ValidateOutputs
+from modelyard.drift import ColumnDrift
 from modelyard.errors import BadInputError
 from modelyard.registry import reference_profile
 from modelyard.steps.split import PARTS, read_splits
@@ -38,7 +39,7 @@ def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
         "status": status,
         "reference": source,
         "findings": [f.as_dict() for f in findings],
-        "psi": drift,
+        "drift": [drift_record(r) for r in drift],
     }
     (out / "report.json").write_text(json.dumps(payload, indent=1))
     (out / "report.txt").write_text(report + "\n")
@@ -46,7 +47,7 @@ def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
     with child_run(params.run_id, "validate", {f"{TAG}validation": status}):
         mlflow.log_metrics(
             {"errors": len(errors), "warnings": len(findings) - len(errors)}
-            | {metric_key(f"psi_{c}"): v for c, v in drift.items()}
+            | {metric_key(f"drift_{r.column}"): r.size for r in drift if r.size is not None}
         )
         mlflow.log_artifacts(str(out), VALIDATION)
         if errors:
@@ -55,3 +56,9 @@ def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
         more = f" (and {len(errors) - 1} more, see {out / 'report.txt'})" if len(errors) > 1 else ""
         raise BadInputError(f"data validation failed: {errors[0].message}{more}")
     return ValidateOutputs(status=status)
+
+
+def drift_record(result: ColumnDrift) -> dict[str, object]:
+    """A column's drift for report.json: the verdict and its numbers, without the plot's bins."""
+    fields = ("column", "kind", "method", "rows", "size", "noise", "p_value", "alpha", "level", "note")
+    return {name: getattr(result, name) for name in fields}

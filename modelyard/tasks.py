@@ -1,0 +1,115 @@
+"""What a learning task is: classification or regression, its metrics, estimators and defaults.
+
+Everything that differs between the two tasks is stated here once; the config, the model, the
+gates and monitoring read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+Task = Literal["classification", "regression"]
+Metric = Literal["accuracy", "f1_macro", "roc_auc", "rmse", "mae", "r2"]
+Estimator = Literal["logistic_regression", "ridge", "random_forest", "gradient_boosting"]
+TASKS: Final[tuple[Task, ...]] = get_args(Task)
+
+# A numeric label with non-integer values or more distinct values than this is a regression target.
+MAX_CLASSES: Final = 20
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: Metric
+    task: Task
+    higher_is_better: bool
+    gate: str  # the threshold that gates it: min_accuracy, max_rmse, ...
+    relative: bool = False  # in the label's units: amounts are compared as shares of the larger value
+
+
+METRICS: Final[dict[str, MetricSpec]] = {
+    s.name: s
+    for s in (
+        MetricSpec("accuracy", "classification", True, "min_accuracy"),
+        MetricSpec("f1_macro", "classification", True, "min_f1_macro"),
+        MetricSpec("roc_auc", "classification", True, "min_roc_auc"),
+        MetricSpec("rmse", "regression", False, "max_rmse", relative=True),
+        MetricSpec("mae", "regression", False, "max_mae", relative=True),
+        MetricSpec("r2", "regression", True, "min_r2"),
+    )
+}
+PRIMARY_METRIC: Final[dict[Task, Metric]] = {"classification": "f1_macro", "regression": "rmse"}
+
+ESTIMATOR_TASKS: Final[dict[Estimator, tuple[Task, ...]]] = {
+    "logistic_regression": ("classification",),
+    "ridge": ("regression",),
+    "random_forest": TASKS,
+    "gradient_boosting": TASKS,
+}
+DEFAULT_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
+    "classification": {
+        "logistic_regression": {"C": [0.1, 1.0, 10.0]},
+        "random_forest": {"n_estimators": [100], "max_depth": [None, 5]},
+        "gradient_boosting": {"learning_rate": [0.05, 0.1], "n_estimators": [50]},
+    },
+    "regression": {
+        "ridge": {"alpha": [0.1, 1.0, 10.0]},
+        "random_forest": {"n_estimators": [100], "max_depth": [None, 5]},
+        "gradient_boosting": {"learning_rate": [0.05, 0.1], "n_estimators": [100]},
+    },
+}
+# Thresholds that only one task has, with the value a run of that task gets when they are unset.
+TASK_THRESHOLDS: Final[dict[Task, dict[str, float | None]]] = {
+    "classification": {
+        "min_accuracy": 0.7,
+        "min_f1_macro": 0.7,
+        "min_roc_auc": 0.75,
+        "min_rows_per_class": 5,
+    },
+    "regression": {"max_rmse": None, "max_mae": None, "min_r2": 0.0},
+}
+
+
+def task_metrics(task: Task) -> list[MetricSpec]:
+    return [spec for spec in METRICS.values() if spec.task == task]
+
+
+def other(task: Task) -> Task:
+    return "regression" if task == "classification" else "classification"
+
+
+def scale(spec: MetricSpec, a: float, b: float) -> float:
+    """What an amount of this metric is measured against: 1, or the larger of two error values."""
+    return max(abs(a), abs(b), 1e-12) if spec.relative else 1.0
+
+
+def worse_by(spec: MetricSpec, reference: float, value: float) -> float:
+    """How much worse `value` is than `reference` (negative: better), in `scale` units."""
+    difference = reference - value if spec.higher_is_better else value - reference
+    return difference / scale(spec, reference, value)
+
+
+def better_first(spec: MetricSpec, value: float) -> float:
+    """A sort key: larger is better whatever the metric's direction; NaN sorts last."""
+    if value is None or math.isnan(value):
+        return -math.inf
+    return value if spec.higher_is_better else -value
+
+
+def infer_task(labels: pd.Series) -> tuple[Task, str]:
+    """The task a label column asks for, with the reason in words (printed and recorded on the run)."""
+    values = labels.dropna()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    distinct = int(values.nunique())
+    if not numeric:
+        return "classification", f"the label is not numeric ({distinct} distinct values)"
+    as_float = values.to_numpy(dtype=float)
+    if not np.all(np.mod(as_float[np.isfinite(as_float)], 1) == 0):
+        return "regression", "the label is numeric with non-integer values"
+    if distinct > MAX_CLASSES:
+        return "regression", f"the label is numeric with {distinct} distinct values (> {MAX_CLASSES})"
+    return "classification", f"the label has {distinct} distinct integer values (<= {MAX_CLASSES})"

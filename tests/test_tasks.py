@@ -1,0 +1,83 @@
+"""The task: inferred from the label by the stated rule, resolved into defaults, the other task's
+settings refused; metrics compared in their own direction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelyard.config import for_task, load_config
+from modelyard.errors import BadInputError
+from modelyard.tasks import METRICS, infer_task, worse_by
+
+
+@pytest.mark.parametrize(
+    ("labels", "task"),
+    [
+        (["setosa", "virginica", "setosa"], "classification"),
+        (list(range(10)) * 3, "classification"),  # integer codes of ten classes
+        ([0.0, 1.0, 1.0, 0.0], "classification"),  # 0/1 stored as floats
+        ([True, False, True], "classification"),
+        ([1.5, 2.25, 3.0, 1.5], "regression"),  # any fractional value
+        (list(range(21)), "regression"),  # more than 20 distinct integers
+        ([25.0, 31.0, np.nan, 151.0] * 10 + list(np.arange(100.0, 121.0)), "regression"),
+    ],
+)
+def test_the_task_is_inferred_from_the_label(labels: list, task: str) -> None:
+    inferred, why = infer_task(pd.Series(labels))
+    assert inferred == task and why.startswith("the label")
+
+
+def test_each_task_gets_its_own_defaults() -> None:
+    classification = for_task(load_config(""), "classification")
+    assert classification.primary_metric == "f1_macro"
+    assert classification.thresholds.min_accuracy == 0.7 and classification.thresholds.min_r2 is None
+    assert set(classification.search_space or {}) == {
+        "logistic_regression",
+        "random_forest",
+        "gradient_boosting",
+    }
+    regression = for_task(load_config(""), "regression")
+    assert regression.primary_metric == "rmse"
+    assert regression.thresholds.min_r2 == 0.0 and regression.thresholds.max_rmse is None
+    assert regression.thresholds.min_accuracy is None and regression.thresholds.min_rows_per_class is None
+    assert set(regression.search_space or {}) == {"ridge", "random_forest", "gradient_boosting"}
+    assert for_task(regression, "regression") == regression  # resolving twice changes nothing
+
+
+@pytest.mark.parametrize(
+    ("config", "task", "message"),
+    [
+        (
+            "thresholds: {min_accuracy: 0.8}",
+            "regression",
+            "the task is regression, but thresholds.min_accuracy is a classification gate",
+        ),
+        ("primary_metric: roc_auc", "regression", "primary_metric roc_auc is a classification metric"),
+        (
+            "search_space: {logistic_regression: {C: [1.0]}}",
+            "regression",
+            "search_space.logistic_regression is not a regression estimator",
+        ),
+        ("expectations: {labels: [a, b]}", "regression", "expectations.labels lists classes"),
+        ("thresholds: {max_rmse: 3}", "classification", "thresholds.max_rmse is a regression gate"),
+        ("primary_metric: r2", "classification", "primary_metric r2 is a regression metric"),
+        (
+            "search_space: {ridge: {alpha: [1.0]}}",
+            "classification",
+            "search_space.ridge is not a classification",
+        ),
+    ],
+)
+def test_settings_of_the_other_task_are_refused(config: str, task: str, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        for_task(load_config(config), task)  # type: ignore[arg-type]
+
+
+def test_worse_by_follows_each_metrics_direction_and_scale() -> None:
+    assert worse_by(METRICS["accuracy"], 0.9, 0.8) == pytest.approx(0.1)
+    assert worse_by(METRICS["accuracy"], 0.8, 0.9) == pytest.approx(-0.1)
+    assert worse_by(METRICS["rmse"], 10.0, 12.0) == pytest.approx(2 / 12)  # a share of the larger error
+    assert worse_by(METRICS["rmse"], 1000.0, 1200.0) == pytest.approx(2 / 12)  # whatever the label's units
+    assert worse_by(METRICS["r2"], 0.6, 0.5) == pytest.approx(0.1)
