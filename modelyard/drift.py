@@ -113,7 +113,8 @@ def _numeric(column: str, profile: dict[str, Any], series: pd.Series, reference_
     sketch = np.asarray(profile.get("sketch") or [], dtype=float)
     if not is_numeric(series) or sketch.size < 2:
         values = int(series.notna().sum())
-        return ColumnDrift(column, "numeric", values, note="not comparable with the reference")
+        why = "no quantile sketch in the champion's profile: retrain it" if sketch.size < 2 else "not numeric"
+        return ColumnDrift(column, "numeric", values, note=why)
     ordered = np.sort(series.to_numpy(dtype=float))
     ordered = ordered[np.isfinite(ordered)]
     edges = np.asarray(profile["bins"], dtype=float)

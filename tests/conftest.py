@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,3 +65,23 @@ def modelyard(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
         text=True,
         timeout=600,
     )
+
+
+def champion_predictions(root: Path, model: str, rows: pd.DataFrame) -> list:
+    """What the champion predicts for raw rows, loaded through MLflow's pyfunc by a fresh process
+    (as a model server loads it) from the project's embedded store."""
+    from modelyard.tracking import embedded_uri
+
+    rows.to_json(root / "rows.json", orient="records")
+    script = (
+        "import json, mlflow, pandas as pd; "
+        f"mlflow.set_tracking_uri({embedded_uri(root / '.modelyard')!r}); "
+        f"model = mlflow.pyfunc.load_model('models:/{model}@champion'); "
+        "rows = pd.read_json('rows.json', orient='records', dtype=False); "
+        "print(json.dumps(pd.Series(model.predict(rows)).tolist()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

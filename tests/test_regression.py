@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import modelyard
+from conftest import champion_predictions, modelyard
 from mlflow import MlflowClient
 
 from modelyard.tracking import embedded_uri
@@ -45,22 +44,6 @@ def auto_mpg(project: Path) -> subprocess.CompletedProcess[str]:
 
 def client(root: Path) -> MlflowClient:
     return MlflowClient(embedded_uri(root / ".modelyard"))
-
-
-def predict(root: Path, model: str, rows: pd.DataFrame) -> list[float]:
-    """The champion loaded by a fresh process through MLflow's pyfunc, as a server loads it."""
-    rows.to_json(root / "rows.json", orient="records")
-    script = (
-        "import json, mlflow, pandas as pd; "
-        f"mlflow.set_tracking_uri({embedded_uri(root / '.modelyard')!r}); "
-        f"model = mlflow.pyfunc.load_model('models:/{model}@champion'); "
-        "print(json.dumps([float(v) for v in model.predict(pd.read_json('rows.json', orient='records', dtype=False))]))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_diabetes_is_inferred_as_regression_trained_gated_and_registered(
@@ -95,7 +78,7 @@ def test_the_diabetes_champion_serves_numbers(
     from sklearn.datasets import load_diabetes
 
     rows = load_diabetes(as_frame=True).frame.drop(columns="target").head(5)
-    predictions = predict(project, "diabetes", rows)
+    predictions = champion_predictions(project, "diabetes", rows)
     assert len(predictions) == 5 and all(25 < p < 346 for p in predictions)
 
 
@@ -123,7 +106,7 @@ def test_a_real_table_with_categories_and_missing_values_trains_and_serves_raw_r
             "origin": ["Japan", "USA", "Korea"],  # 'Korea' was never seen in training
         }
     )
-    predictions = predict(project, "mpg", rows)
+    predictions = champion_predictions(project, "mpg", rows)
     assert predictions[0] > predictions[2] > predictions[1] > 5  # a small 1982 Japanese car goes furthest
 
 

@@ -305,8 +305,12 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
 ) -> None:
     from mlflow import MlflowClient
 
+    from modelyard.data import load_dataset
+
+    one_class = tmp_path / "one-class.csv"  # the parent run exists; validation then fails
+    load_dataset("iris").assign(target="setosa").to_csv(one_class, index=False)
     doc = yaml.safe_load((MANIFEST_DIR / "train.yaml").read_text())
-    params = {"config": SMALL_SEARCH, "dataset": "iris", "label": "species", "tracking-uri": tracking_uri}
+    params = {"config": SMALL_SEARCH, "dataset": str(one_class), "tracking-uri": tracking_uri}
     emulator, status = emulate(doc, tmp_path / "pods", params)
     assert status == "Failed"
     uid = emulator.globals["workflow.uid"]
@@ -315,7 +319,7 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
         f"tags.`modelyard.workflow_uid` = '{uid}'",
     )
     assert run.info.status == "FAILED"
-    assert "split" in run.data.tags["modelyard.failure"]
+    assert "validate" in run.data.tags["modelyard.failure"]
 
 
 def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_only(
