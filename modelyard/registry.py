@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from modelyard.errors import BadInputError
+from modelyard.errors import BadInputError, TransientError
 from modelyard.tracking import TAG
 
 CHAMPION = "champion"
@@ -36,16 +36,23 @@ def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None
 
 
 def reference_profile(client: MlflowClient, name: str) -> dict[str, Any] | None:
-    """The data profile recorded with the current champion, or None when there is no champion."""
+    """The data profile recorded with the current champion; None when there is no champion or it
+    was registered without one. Failing to read it is an outage (exit 75), never "no champion":
+    that would skip every check against the champion's data."""
     champion = by_alias(client, name, CHAMPION)
     if champion is None or not champion.run_id:
         return None
+    folder = Path(PROFILE_PATH).parent.as_posix()
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            if PROFILE_PATH not in {f.path for f in client.list_artifacts(champion.run_id, folder)}:
+                return None
             path = client.download_artifacts(champion.run_id, PROFILE_PATH, tmp)
-        except (MlflowException, OSError):
-            return None
-        return json.loads(Path(path).read_text())
+            return json.loads(Path(path).read_text())
+        except (MlflowException, OSError) as exc:
+            raise TransientError(
+                f"cannot read the data profile of {name} v{champion.version} ({CHAMPION}): {exc}"
+            ) from exc
 
 
 def version_for_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:

@@ -271,3 +271,32 @@ def test_client_retries_are_bounded_and_configurable(healthy: Faults, evaluated:
     assert patient.wait(timeout=180) == 0, "".join(lines)[-3000:]
     reader.join(10)
     assert MlflowClient(healthy.mlflow.url).get_run(evaluated.run_id).info.status == "FINISHED"
+
+
+def test_an_unreadable_champion_profile_is_an_outage_not_no_champion(
+    healthy: Faults, evaluated: Evaluated, tmp_path: Path
+) -> None:
+    name = f"profile-{uuid.uuid4().hex[:6]}"
+    work, params = evaluated.for_model(name, tmp_path)
+    pod = Pod(healthy.mlflow, work)
+    pod.run("register", **params)  # a champion whose data profile is an object in the bucket
+    context = {"config": params["config"], "run_id": params["run_id"]}
+    healthy.s3.stop()  # the artifact store is down, the tracking server is up
+    done = subprocess.run(
+        pod.argv("validate", **context),
+        cwd=pod.home,
+        env=pod.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == TRANSIENT, done.stderr[-3000:]
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"modelyard: error: cannot read the data profile of {name} v1 (champion)"), (
+        message
+    )
+    assert "Traceback" not in done.stderr
+    healthy.s3.start()
+    assert pod.run("validate", **context) == {"status": "pass"}  # the retry checks against the champion
+    report = json.loads((work / "validation" / "report.json").read_text())
+    assert report["reference"] == f"champion of {name}" and report["drift"]
