@@ -3,6 +3,8 @@ settings refused; metrics compared in their own direction."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,15 @@ def test_worse_by_follows_each_metrics_direction_and_scale() -> None:
     assert worse_by(METRICS["rmse"], 10.0, 12.0) == pytest.approx(2 / 12)  # a share of the larger error
     assert worse_by(METRICS["rmse"], 1000.0, 1200.0) == pytest.approx(2 / 12)  # whatever the label's units
     assert worse_by(METRICS["r2"], 0.6, 0.5) == pytest.approx(0.1)
+
+
+def test_the_argo_enums_of_task_and_primary_metric_follow_from_the_contract() -> None:
+    import yaml
+
+    from modelyard.tasks import TASKS, Metric
+    from workflows.compile import MANIFEST_DIR
+
+    template = yaml.safe_load((MANIFEST_DIR / "train.yaml").read_text())
+    enums = {p["name"]: p.get("enum") for p in template["spec"]["arguments"]["parameters"]}
+    assert enums["task"] == ["", *TASKS]  # "": infer it from the label
+    assert enums["primary-metric"] == ["", *get_args(Metric)]

@@ -88,11 +88,24 @@ def test_the_node_holds_one_tag_of_each_modelyard_image(core: client.CoreV1Api) 
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     repositories = {"docker.io/" + line.split("=", 1)[1].split(":")[0] for line in printed.splitlines()}
-    (node,) = core.list_node().items
-    names = {name for image in node.status.images for name in image.names or [] if "@" not in name}
-    tags = Counter(name.split(":")[0] for name in names if name.split(":")[0] in repositories)
-    print(f"modelyard images on the node: {sorted(n for n in names if n.split(':')[0] in repositories)}")
-    assert tags == dict.fromkeys(repositories, 1)
+
+    def modelyard_images() -> list[str]:
+        (node,) = core.list_node().items
+        names = {name for image in node.status.images for name in image.names or [] if "@" not in name}
+        return sorted(n for n in names if n.split(":")[0] in repositories)
+
+    def one_tag_each() -> list[str] | None:
+        names = modelyard_images()
+        return names if Counter(n.split(":")[0] for n in names) == dict.fromkeys(repositories, 1) else None
+
+    # The kubelet reports the node's images from a cache it refreshes every 30 s or so.
+    try:
+        names = kube.wait_until(
+            one_tag_each, "one tag of each modelyard image in the node status", timeout=120
+        )
+    except AssertionError as exc:
+        pytest.fail(f"{exc}; modelyard images on the node: {modelyard_images()}")
+    print(f"modelyard images on the node: {names}")
 
 
 def test_a_pod_resolves_the_api_service_and_reaches_another_pod_by_service_name(
