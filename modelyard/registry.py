@@ -67,6 +67,17 @@ def version_for_run(client: MlflowClient, name: str, run_id: str) -> ModelVersio
     return ready[0] if ready else None
 
 
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Point an alias at a version. The server inserts a new alias row without a lock, so two
+    pipelines setting one alias at once can collide on its key; the second try is an update."""
+    try:
+        client.set_registered_model_alias(name, alias, version)
+    except MlflowException as exc:
+        if "registered_model_alias_pk" not in str(exc):
+            raise
+        client.set_registered_model_alias(name, alias, version)
+
+
 def stamp(client: MlflowClient, version: ModelVersion, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
@@ -79,7 +90,7 @@ def promote(client: MlflowClient, version: ModelVersion) -> str:
     if previous:
         stamp(client, version, {PREVIOUS: previous})
     stamp(client, version, {f"{TAG}promoted_at": _now()})
-    client.set_registered_model_alias(version.name, CHAMPION, version.version)
+    set_alias(client, version.name, CHAMPION, version.version)
     return previous
 
 
@@ -103,7 +114,7 @@ def rollback(client: MlflowClient, name: str, reason: str) -> tuple[str, str]:
         restored,
         {f"{TAG}restored_at": when, f"{TAG}restored_by": who, f"{TAG}restore_reason": reason},
     )
-    client.set_registered_model_alias(name, CHAMPION, previous)
+    set_alias(client, name, CHAMPION, previous)
     return previous, str(current.version)
 
 

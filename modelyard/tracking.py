@@ -53,7 +53,12 @@ def experiment_id(name: str) -> str:
     location = None
     if uri.startswith("sqlite:///"):  # keep artifacts beside the embedded store, not in ./mlruns
         location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as exc:  # another run created it a moment ago
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS" or not (made := mlflow.get_experiment_by_name(name)):
+            raise
+        return made.experiment_id
 
 
 def run_url(run_id: str, experiment_id: str) -> str:

@@ -18,6 +18,7 @@ from modelyard.registry import (
     PROFILE_PATH,
     by_alias,
     promote,
+    set_alias,
     stamp,
     version_for_run,
 )
@@ -58,7 +59,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
         registered = log_and_register(config, run_id, work_dir, tags)
     else:  # a retried step: finish what the failed attempt started
         stamp(client, registered, tags)
-    client.set_registered_model_alias(config.model_name, CHALLENGER, registered.version)
+    set_alias(client, config.model_name, CHALLENGER, registered.version)
     if decision == PROMOTE:
         previous = promote(client, registered)
         note = f"promoted v{registered.version} to {CHAMPION}" + (
