@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
+.PHONY: help demo test lint typecheck format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,11 +25,15 @@ tools: ## Install helm, kubernetes-validate, checkov and hadolint into .tools/ (
 test: $(BIN)/modelyard tools ## Run every test (integration and Docker tests need .ci/run's system packages)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/modelyard compile --check
 	$(BIN)/pytest
 
 lint: $(BIN)/modelyard ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: $(BIN)/modelyard ## mypy over modelyard/ and workflows/ (settings in pyproject.toml)
+	$(BIN)/mypy
 
 format: $(BIN)/modelyard ## Format the code
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -46,15 +46,19 @@ def make_frame(rows: int, seed: int, drifted: bool) -> pd.DataFrame:
 
 def child(directory: Path) -> None:
     from modelyard.config import MonitorThresholds
-    from modelyard.monitor import Report, check_batch, conclude, drift
+    from modelyard.contract.records import DataProfile, MonitorReport
+    from modelyard.monitor import check_batch, conclude, drift
 
-    reference = json.loads((directory / "profile.json").read_text())
+    reference = DataProfile.model_validate_json((directory / "profile.json").read_text())
     started = time.perf_counter()
     frame = pd.read_parquet(directory / "batch.parquet")
     loaded = time.perf_counter()
     limits = MonitorThresholds()
     check_batch(frame, reference, limits)
-    report = conclude(Report(len(frame), drift(frame, reference, limits), [], ""), limits)
+    report = conclude(
+        MonitorReport(rows=len(frame), features=drift(frame, reference, limits), decay=[], decay_note=""),
+        limits,
+    )
     done = time.perf_counter()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(
@@ -88,7 +92,7 @@ def main() -> None:
         reference = profile_frame(
             make_frame(args.reference_rows, seed=1, drifted=False), "target", "classification"
         )
-        (directory / "profile.json").write_text(json.dumps(reference))
+        (directory / "profile.json").write_text(reference.model_dump_json())
         make_frame(args.rows, seed=2, drifted=True).to_parquet(directory / "batch.parquet")
         out = subprocess.run(
             [sys.executable, __file__, "--child", str(directory)], capture_output=True, text=True, check=True

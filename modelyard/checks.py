@@ -3,32 +3,27 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from modelyard.config import PipelineConfig, task_of
-from modelyard.drift import ColumnDrift, compare, power_note
+from modelyard.contract.records import (
+    CategoricalProfile,
+    ColumnDrift,
+    ColumnProfile,
+    DataProfile,
+    Finding,
+    NumericProfile,
+    Severity,
+)
+from modelyard.drift import compare, power_note
 from modelyard.profile import is_numeric, out_of_range_share, unseen_share
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: Severity
-    message: str
-    column: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def run_checks(
-    frame: pd.DataFrame, config: PipelineConfig, reference: dict[str, Any] | None
+    frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None
 ) -> tuple[list[Finding], list[ColumnDrift]]:
     """Every rule over the data; returns the findings and each feature's drift (when a reference exists)."""
     if frame.empty:
@@ -43,15 +38,13 @@ def run_checks(
     return findings, drift
 
 
-def _expected_kinds(config: PipelineConfig, reference: dict[str, Any] | None) -> dict[str, str | None]:
-    kinds: dict[str, str | None] = {c: p["kind"] for c, p in (reference or {}).get("columns", {}).items()}
+def _expected_kinds(config: PipelineConfig, reference: DataProfile | None) -> dict[str, str | None]:
+    kinds: dict[str, str | None] = {c: p.kind for c, p in (reference.columns if reference else {}).items()}
     kinds |= {c: e.kind or kinds.get(c) for c, e in config.expectations.columns.items()}
     return kinds
 
 
-def check_schema(
-    frame: pd.DataFrame, config: PipelineConfig, reference: dict[str, Any] | None
-) -> list[Finding]:
+def check_schema(frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:
     expected = _expected_kinds(config, reference)
     actual = [c for c in frame.columns if c != config.label]
     if config.label not in frame.columns:
@@ -90,11 +83,9 @@ def _text_in_numeric(column: str, series: pd.Series) -> Finding:
     return Finding("dtype", "error", f"column {column!r} should be numeric but holds text: {bad}", column)
 
 
-def check_values(
-    frame: pd.DataFrame, config: PipelineConfig, reference: dict[str, Any] | None
-) -> list[Finding]:
+def check_values(frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:
     limits = config.thresholds
-    ref_columns = (reference or {}).get("columns", {})
+    ref_columns = reference.columns if reference else {}
     findings = []
     for column in frame.columns:
         series = frame[column]
@@ -143,11 +134,16 @@ def _tolerated(
 
 
 def _check_range(
-    column: str, series: pd.Series, reference: dict[str, Any] | None, config: PipelineConfig
+    column: str, series: pd.Series, reference: ColumnProfile | None, config: PipelineConfig
 ) -> list[Finding]:
     expectation = config.expectations.columns.get(column)
-    low = expectation.min if expectation and expectation.min is not None else (reference or {}).get("min")
-    high = expectation.max if expectation and expectation.max is not None else (reference or {}).get("max")
+    numeric = reference if isinstance(reference, NumericProfile) else None
+    low = (
+        expectation.min if expectation and expectation.min is not None else (numeric.min if numeric else None)
+    )
+    high = (
+        expectation.max if expectation and expectation.max is not None else (numeric.max if numeric else None)
+    )
     if (low is None and high is None) or not is_numeric(series):
         return []
     share, examples = out_of_range_share(low, high, series)
@@ -160,12 +156,13 @@ def _check_range(
 
 
 def _check_categories(
-    column: str, series: pd.Series, reference: dict[str, Any] | None, config: PipelineConfig
+    column: str, series: pd.Series, reference: ColumnProfile | None, config: PipelineConfig
 ) -> list[Finding]:
     expectation = config.expectations.columns.get(column)
     if expectation and expectation.allowed is not None:
-        reference = {"categories": dict.fromkeys(expectation.allowed, 0.0)}
-    if not reference or "categories" not in reference or is_numeric(series):
+        categories = dict.fromkeys(expectation.allowed, 0.0)
+        reference = CategoricalProfile(dtype="object", null_fraction=0.0, categories=categories)
+    if not isinstance(reference, CategoricalProfile) or is_numeric(series):
         return []
     share, examples = unseen_share(reference, series)
     return _tolerated(
@@ -178,14 +175,12 @@ def _check_categories(
     )
 
 
-def check_labels(
-    frame: pd.DataFrame, config: PipelineConfig, reference: dict[str, Any] | None
-) -> list[Finding]:
+def check_labels(frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:
     task = task_of(config)
     if config.label not in frame:
         return []
     findings = []
-    if reference and (trained := reference.get("task", "classification")) != task:
+    if reference and (trained := reference.task) != task:
         findings.append(
             Finding(
                 "task",
@@ -212,11 +207,9 @@ def _check_numeric_label(labels: pd.Series, label: str) -> list[Finding]:
     ]
 
 
-def _check_classes(
-    labels: pd.Series, config: PipelineConfig, reference: dict[str, Any] | None
-) -> list[Finding]:
+def _check_classes(labels: pd.Series, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:
     counts = labels.value_counts()
-    allowed = config.expectations.labels or (list(reference.get("labels", {})) if reference else None)
+    allowed = config.expectations.labels or (list(reference.labels or {}) if reference else None)
     findings = []
     if allowed and (unknown := sorted(set(counts.index) - {str(a) for a in allowed})):
         findings.append(

@@ -22,11 +22,13 @@ from modelyard.contract import (
     OUTPUTS_DIR,
     STEPS,
     WORK_DIR,
+    MonitorParams,
     PrepareParams,
     Step,
     kebab,
     parse_params,
 )
+from modelyard.contract.records import PROMOTE, RETRAIN
 from modelyard.errors import ExitCode, ModelyardError, RejectedError
 
 
@@ -160,7 +162,7 @@ def run(
         result = run_pipeline(inputs, work_dir, parallel=parallel)
     model_name = json.loads(result.outputs["prepare"].config)["model_name"]
     click.echo(summarize(result, model_name, uri))
-    if strict and result.outputs["register"].decision != "promote":
+    if strict and result.outputs["register"].decision != PROMOTE:
         raise RejectedError(f"challenger v{result.outputs['register'].version} was rejected (--strict)")
 
 
@@ -221,7 +223,7 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
 
 
 @main.command()
-@options_from(STEPS["monitor"].params)
+@options_from(MonitorParams)
 @tracking_option
 @click.option(
     "--retrain", is_flag=True, help="Run the training pipeline on the batch when the verdict is retrain."
@@ -233,15 +235,17 @@ def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: A
     from modelyard.tracking import configure
 
     uri = configure(tracking_uri)
-    outputs, table = check(parse_params(STEPS["monitor"].params, params))
+    outputs, table = check(parse_params(MonitorParams, params))
     click.echo(table)
     click.echo(f"verdict: {outputs.verdict}  (MLflow run {outputs.run_id})")
-    if retrain and outputs.verdict == "retrain":
+    if retrain and outputs.verdict == RETRAIN:
         from modelyard.runner.local import run_pipeline
         from modelyard.runner.summary import summarize
 
         click.echo(f"retraining {params['model_name']} on {params['dataset']}", err=True)
-        inputs = PrepareParams(config=outputs.config, dataset=outputs.dataset).model_dump()
+        inputs = parse_params(
+            PrepareParams, {"config": outputs.config, "dataset": outputs.dataset}
+        ).model_dump()
         result = run_pipeline(inputs, work_dir)
         click.echo(summarize(result, params["model_name"], uri))
 

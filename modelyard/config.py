@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelyard.errors import BadInputError
 from modelyard.tasks import (
     DEFAULT_SEARCH_SPACE,
     ESTIMATOR_TASKS,
+    GRIDS,
     METRICS,
     PRIMARY_METRIC,
     TASK_THRESHOLDS,
@@ -21,6 +31,22 @@ from modelyard.tasks import (
     Task,
     other,
 )
+
+MODEL_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def _model_name(value: str) -> str:
+    # Registry filters and lock files are built from the name, and MLflow refuses some characters
+    # only after training: check it before any work.
+    if not MODEL_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid model name: use up to 200 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
 
 
 class _Strict(BaseModel):
@@ -174,7 +200,7 @@ class PipelineConfig(_Strict):
         "iris", description="dataset URI: iris, wine, breast_cancer, a CSV/Parquet path or s3://bucket/key"
     )
     label: str = Field("target", description="label column")
-    model_name: str = Field("modelyard-demo", min_length=1, description="registered model name")
+    model_name: ModelName = Field("modelyard-demo", description="registered model name")
     experiment: str = Field("modelyard", min_length=1, description="MLflow experiment")
     task: Task | None = Field(
         None,
@@ -190,6 +216,17 @@ class PipelineConfig(_Strict):
     search_space: dict[Estimator, dict[str, list[Any]]] | None = Field(
         None, min_length=1, description="estimators and their grids (default: the task's)"
     )
+
+    @field_validator("search_space")
+    @classmethod
+    def _bounded_grids(cls, space: dict[Estimator, dict[str, list[Any]]] | None) -> Any:
+        for estimator, grid in (space or {}).items():
+            try:
+                GRIDS[estimator].model_validate(grid)
+            except ValidationError as exc:
+                allowed = ", ".join(GRIDS[estimator].model_fields)
+                raise ValueError(f"{estimator}: {describe_errors(exc)} (it may vary: {allowed})") from None
+        return space
 
 
 # Top-level scalars and thresholds are the settings users change per run: CLI flags, Argo parameters.
@@ -281,5 +318,7 @@ def describe_errors(exc: ValidationError) -> str:
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "config"
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+            message = str(error.get("ctx", {}).get("error", message))
         parts.append(f"{where}: {message}")
     return "; ".join(parts)

@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from modelyard.config import DriftLimits
+from modelyard.contract.records import (
+    CategoricalProfile,
+    ColumnDrift,
+    ColumnProfile,
+    DataProfile,
+    Level,
+    NumericProfile,
+)
 from modelyard.profile import bin_fractions, is_numeric, sorted_quantiles
 
-Level = Literal["ok", "warn", "alert"]
-Method = Literal["ks", "chi2", "wasserstein", "psi"]
 LEVELS: Final[tuple[Level, ...]] = ("ok", "warn", "alert")
 FLOOR: Final = 20  # fewest values a column is judged on (a batch has at least 30 rows)
 TEST_UP_TO: Final = 1000  # effective sample size up to which a test decides
@@ -38,51 +43,24 @@ UNSEEN: Final = "(unseen)"  # the bin of categories the reference never saw
 LOW_POWER_SHIFT: Final = 0.5  # standard deviations: a test that cannot see this shift says so
 
 
-@dataclass
-class ColumnDrift:
-    column: str
-    kind: str
-    rows: int  # values compared (non-missing)
-    effective_rows: float = 0.0  # n·m/(n+m): what the test's power depends on
-    method: Method | None = None  # None: not judged (see note)
-    size: float | None = None  # drift size beyond noise: Wasserstein in sd (numeric), PSI (categorical)
-    noise: float = 0.0  # the expected sampling noise taken off the raw size
-    p_value: float | None = None
-    alpha: float | None = None  # the p-value a detection needs (tests only)
-    level: Level = "ok"
-    note: str = ""
-    bins: list[str] = field(default_factory=list)  # for the picture: reference vs current shares
-    expected: list[float] = field(default_factory=list)
-    actual: list[float] = field(default_factory=list)
-
-    def describe(self) -> str:
-        """The reason in words, e.g. "KS p=0.0001 < 0.0025, drift 0.48 sd"."""
-        unit = " sd" if self.kind == "numeric" else " PSI"
-        size = f"drift {self.size:.3f}{unit}" if self.size is not None else "not judged"
-        if self.p_value is not None:
-            sign = "<" if self.p_value < (self.alpha or 0) else ">="
-            return f"{self.method} p={self.p_value:.2g} {sign} {self.alpha:.2g}, {size}"
-        return f"{self.method}: {size}" if self.method else self.note
-
-
-def compare(frame: pd.DataFrame, reference: dict[str, Any], limits: DriftLimits) -> list[ColumnDrift]:
+def compare(frame: pd.DataFrame, reference: DataProfile, limits: DriftLimits) -> list[ColumnDrift]:
     """Drift of every reference column the frame has."""
-    columns = [c for c in reference["columns"] if c in frame.columns]
+    columns = [c for c in reference.columns if c in frame.columns]
     alpha = limits.drift_alpha / max(len(columns), 1)
-    rows = float(reference.get("rows", 0))
-    return [column_drift(c, reference["columns"][c], frame[c], rows, alpha, limits) for c in columns]
+    rows = float(reference.rows)
+    return [column_drift(c, reference.columns[c], frame[c], rows, alpha, limits) for c in columns]
 
 
 def column_drift(
     column: str,
-    profile: dict[str, Any],
+    profile: ColumnProfile,
     series: pd.Series,
     reference_rows: float,
     alpha: float,
     limits: DriftLimits,
 ) -> ColumnDrift:
-    reference_values = reference_rows * (1 - float(profile.get("null_fraction", 0.0)))
-    if profile["kind"] == "numeric":
+    reference_values = reference_rows * (1 - profile.null_fraction)
+    if isinstance(profile, NumericProfile):
         result = _numeric(column, profile, series, reference_values)
     else:
         result = _categorical(column, profile, series, reference_values)
@@ -109,23 +87,23 @@ def effective_size(rows: float, reference_rows: float) -> float:
     return rows * reference_rows / (rows + reference_rows) if rows + reference_rows > 0 else 0.0
 
 
-def _numeric(column: str, profile: dict[str, Any], series: pd.Series, reference_rows: float) -> ColumnDrift:
-    sketch = np.asarray(profile.get("sketch") or [], dtype=float)
+def _numeric(column: str, profile: NumericProfile, series: pd.Series, reference_rows: float) -> ColumnDrift:
+    sketch = np.asarray(profile.sketch, dtype=float)
     if not is_numeric(series) or sketch.size < 2:
         values = int(series.notna().sum())
         why = "no quantile sketch in the champion's profile: retrain it" if sketch.size < 2 else "not numeric"
-        return ColumnDrift(column, "numeric", values, note=why)
+        return ColumnDrift(column=column, kind="numeric", rows=values, note=why)
     ordered = np.sort(series.to_numpy(dtype=float))
     ordered = ordered[np.isfinite(ordered)]
-    edges = np.asarray(profile["bins"], dtype=float)
-    result = ColumnDrift(column, "numeric", int(ordered.size), bins=_bin_labels(edges))
-    result.expected = list(map(float, profile["bin_fractions"]))
+    edges = np.asarray(profile.bins, dtype=float)
+    result = ColumnDrift(column=column, kind="numeric", rows=int(ordered.size), bins=_bin_labels(edges))
+    result.expected = list(profile.bin_fractions)
     result.actual = bin_fractions(ordered, edges).tolist()
     if ordered.size < FLOOR:
         result.note = f"{ordered.size} values, fewer than {FLOOR}: not judged"
         return result
     n_eff = result.effective_rows = effective_size(ordered.size, reference_rows)
-    unit = float(profile["std"]) or max(abs(float(profile["mean"])), 1.0)  # constant column: its value
+    unit = profile.std or max(abs(profile.mean or 0.0), 1.0)  # constant column: its value
     raw = wasserstein(sketch, ordered) / unit
     result.noise = wasserstein_noise(sketch, n_eff) / unit
     result.size = max(raw - result.noise, 0.0)
@@ -137,18 +115,18 @@ def _numeric(column: str, profile: dict[str, Any], series: pd.Series, reference_
 
 
 def _categorical(
-    column: str, profile: dict[str, Any], series: pd.Series, reference_rows: float
+    column: str, profile: CategoricalProfile, series: pd.Series, reference_rows: float
 ) -> ColumnDrift:
     counts = series.value_counts(dropna=True)
     counts.index = counts.index.astype(str)
     counts = counts.groupby(level=0).sum()
-    categories: dict[str, float] = profile["categories"]
+    categories = profile.categories
     seen = np.array([float(counts.get(k, 0)) for k in categories])
     current = np.append(seen, float(counts.sum() - seen.sum()))
     expected = np.array([*categories.values(), 0.0])
     rows = int(current.sum())
     actual = current / max(rows, 1)
-    result = ColumnDrift(column, "categorical", rows, bins=[*categories, UNSEEN])
+    result = ColumnDrift(column=column, kind="categorical", rows=rows, bins=[*categories, UNSEEN])
     result.expected, result.actual = expected.tolist(), actual.tolist()
     if rows < FLOOR:
         result.note = f"{rows} values, fewer than {FLOOR}: not judged"

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # bad data or config: fix the input, a retry cannot help
     REJECTED = 3  # --strict only: the challenger failed a quality gate
     TRANSIENT = 75  # EX_TEMPFAIL (sysexits.h): a server was unreachable, retry later
+    TIMEOUT = 124  # as timeout(1): a step ran past its deadline (the Docker runner stopped it)
 
 
 class ModelyardError(Exception):
@@ -31,6 +32,12 @@ class TransientError(ModelyardError):
     """A dependency (MLflow server, object store) failed in a way a retry may fix."""
 
     exit_code = ExitCode.TRANSIENT
+
+
+class DeadlineError(ModelyardError):
+    """A step ran past the deadline its contract gives it; a retry would only run as long."""
+
+    exit_code = ExitCode.TIMEOUT
 
 
 class RejectedError(ModelyardError):

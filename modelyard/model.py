@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelyard.config import PipelineConfig, task_of
+from modelyard.contract.records import CANDIDATE_MODEL, MODEL_FILE, Candidate
 from modelyard.errors import BadInputError
 from modelyard.profile import is_numeric
 from modelyard.tasks import Task
@@ -48,12 +49,6 @@ ESTIMATORS: dict[tuple[Task, str], type[BaseEstimator]] = {
 FIXED_PARAMS: dict[str, dict[str, Any]] = {"logistic_regression": {"max_iter": 2000}}
 # skops refuses to load types it does not trust; we trust only types from these packages.
 TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-
-
-class Candidate(BaseModel):
-    name: str
-    estimator: str
-    params: dict[str, Any]
 
 
 def expand_candidates(config: PipelineConfig) -> list[Candidate]:
@@ -73,10 +68,8 @@ def expand_candidates(config: PipelineConfig) -> list[Candidate]:
 def make_estimator(candidate: Candidate, task: Task, seed: int) -> BaseEstimator:
     cls = ESTIMATORS[(task, candidate.estimator)]
     params = FIXED_PARAMS.get(candidate.estimator, {}) | {"random_state": seed} | candidate.params
-    try:
-        estimator = cls()
-        estimator.set_params(**params)
-        estimator._validate_params()
+    try:  # the values were bounded by the config (tasks.GRIDS); this checks the estimator takes them
+        estimator = cls().set_params(**params)
     except (ValueError, TypeError) as exc:
         raise BadInputError(f"search_space.{candidate.estimator}: {exc}") from exc
     return estimator
@@ -176,6 +169,28 @@ def load(path: Path) -> Pipeline:
     import skops.io
 
     return skops.io.load(path, trusted=_only_known(skops.io.get_untrusted_types(file=path), str(path)))
+
+
+def log_candidate(model: Pipeline) -> None:
+    """Store a fitted candidate with the active MLflow run, where `load_candidate` finds it."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save(model, Path(tmp) / MODEL_FILE)
+        mlflow.log_artifact(str(Path(tmp) / MODEL_FILE), Path(CANDIDATE_MODEL).parent.as_posix())
+
+
+def load_candidate(run_id: str) -> Pipeline:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return load(
+            Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=CANDIDATE_MODEL, dst_path=tmp
+                )
+            )
+        )
 
 
 def _only_known(types: list[str], what: str) -> list[str]:

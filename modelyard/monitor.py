@@ -14,88 +14,40 @@ recorded test score (scaled to the test set's size).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from modelyard.config import MonitorThresholds
-from modelyard.drift import ColumnDrift, Level, compare, grade, power_note, worst
+from modelyard.contract.records import (
+    OK,
+    RETRAIN,
+    WARN,
+    ColumnDrift,
+    ColumnProfile,
+    DataProfile,
+    FeatureDrift,
+    Level,
+    MetricDecay,
+    MonitorReport,
+    NumericProfile,
+)
+from modelyard.drift import compare, grade, power_note, worst
 from modelyard.errors import BadInputError
 from modelyard.model import metrics
 from modelyard.profile import is_numeric, unseen_share
 from modelyard.tasks import METRICS, Task, scale, task_metrics, worse_by
 
-OK: Final = "ok"
-WARN: Final = "warn"
-RETRAIN: Final = "retrain"
-VERDICTS: Final = (OK, WARN, RETRAIN)  # by severity; also the numeric `verdict` metric (0, 1, 2)
 
-
-@dataclass
-class FeatureDrift:
-    drift: ColumnDrift
-    level: Level = "ok"
-    reasons: list[str] = field(default_factory=list)
-    null_reference: float = 0.0
-    null_current: float = 0.0
-    null_noise: float = 0.0  # the change in the missing share that sampling alone may cause
-    unseen_share: float = 0.0
-    unseen_examples: list[str] = field(default_factory=list)
-
-    @property
-    def column(self) -> str:
-        return self.drift.column
-
-    @property
-    def kind(self) -> str:
-        return self.drift.kind
-
-    @property
-    def null_change(self) -> float:
-        return self.null_current - self.null_reference
-
-
-@dataclass
-class MetricDecay:
-    metric: str
-    recorded: float  # the champion's test score when it was registered
-    current: float  # its score on the labelled rows of the batch
-    drop: float  # how much worse (`modelyard.tasks.worse_by`: a share for RMSE and MAE)
-    noise: float  # two standard errors of the difference, in the units of `drop`
-    level: Level
-
-
-@dataclass
-class Report:
-    rows: int
-    features: list[FeatureDrift]
-    decay: list[MetricDecay]
-    decay_note: str
-    verdict: str = OK
-    reasons: list[str] = field(default_factory=list)
-
-    def drifted(self) -> list[FeatureDrift]:
-        return [f for f in self.features if f.level != OK]
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for feature, item in zip(self.features, data["features"], strict=True):
-            item["null_change"] = feature.null_change
-        data["power"] = power_note([f.drift for f in self.features])
-        return data
-
-
-def check_batch(frame: pd.DataFrame, reference: dict[str, Any], limits: MonitorThresholds) -> None:
+def check_batch(frame: pd.DataFrame, reference: DataProfile, limits: MonitorThresholds) -> None:
     """Refuse a batch the check cannot judge: too few rows, missing columns, text in numeric columns."""
     if len(frame) < limits.min_rows:
         raise BadInputError(
             f"the batch has {len(frame)} rows; a drift check needs at least {limits.min_rows} (--min-rows)"
         )
-    expected = reference["columns"]
+    expected = reference.columns
     missing = [c for c in expected if c not in frame.columns]
     if missing:
         raise BadInputError(
@@ -103,37 +55,35 @@ def check_batch(frame: pd.DataFrame, reference: dict[str, Any], limits: MonitorT
         )
     for column, profile in expected.items():
         series = frame[column]
-        if profile["kind"] == "numeric" and not is_numeric(series) and series.notna().any():
+        if isinstance(profile, NumericProfile) and not is_numeric(series) and series.notna().any():
             values = series.dropna()
             bad = sorted(values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique())[:5]
             raise BadInputError(f"column {column!r} was numeric in the training data but holds text: {bad}")
 
 
-def drift(frame: pd.DataFrame, reference: dict[str, Any], limits: MonitorThresholds) -> list[FeatureDrift]:
+def drift(frame: pd.DataFrame, reference: DataProfile, limits: MonitorThresholds) -> list[FeatureDrift]:
     """Per feature: the drift engine's verdict, the change of the missing share, unseen categories."""
     results = compare(frame, reference, limits)
     # The missing-share check is held to the same false-alarm rate as the drift tests.
     z = float(stats.norm.isf(limits.drift_alpha / (2 * max(len(results), 1))))
-    rows = float(reference.get("rows", 0))
-    return [
-        feature_drift(r, reference["columns"][r.column], frame[r.column], rows, z, limits) for r in results
-    ]
+    rows = float(reference.rows)
+    return [feature_drift(r, reference.columns[r.column], frame[r.column], rows, z, limits) for r in results]
 
 
 def feature_drift(
     result: ColumnDrift,
-    profile: dict[str, Any],
+    profile: ColumnProfile,
     series: pd.Series,
     reference_rows: float,
     z: float,
     limits: MonitorThresholds,
 ) -> FeatureDrift:
-    feature = FeatureDrift(result, null_reference=float(profile["null_fraction"]))
+    feature = FeatureDrift(drift=result, null_reference=profile.null_fraction)
     feature.null_current = float(series.isna().mean()) if len(series) else 0.0
     feature.null_noise = _share_noise(
         feature.null_reference, reference_rows, feature.null_current, len(series), z
     )
-    if result.kind == "categorical" and result.actual and result.actual[-1] > 0:
+    if not isinstance(profile, NumericProfile) and result.actual and result.actual[-1] > 0:
         feature.unseen_share, feature.unseen_examples = unseen_share(profile, series)
     null_beyond = max(abs(feature.null_change) - feature.null_noise, 0.0)
     grades = [
@@ -178,7 +128,9 @@ def decay(
         drop = worse_by(spec, before, now)
         spread = noise.get(spec.name, 0.0) / scale(spec, before, now)
         level: Level = "alert" if drop - spread > tolerance else "ok"
-        result.append(MetricDecay(spec.name, before, now, drop, spread, level))
+        result.append(
+            MetricDecay(metric=spec.name, recorded=before, current=now, drop=drop, noise=spread, level=level)
+        )
     return result
 
 
@@ -205,7 +157,7 @@ def decay_noise(
     draws = [
         metrics(task, truth[i], predicted[i], None if proba is None else proba[i], classes) for i in samples
     ]
-    spread = {}
+    spread: dict[str, float] = {}
     for spec in task_metrics(task):
         values = np.array([d[spec.name] for d in draws])
         batch_se = float(np.nanstd(values)) * math.sqrt(size / rows) if not np.isnan(values).all() else 0.0
@@ -214,13 +166,14 @@ def decay_noise(
     return spread
 
 
-def conclude(report: Report, limits: MonitorThresholds) -> Report:
+def conclude(report: MonitorReport, limits: MonitorThresholds) -> MonitorReport:
     """The verdict: `retrain` on any alert, `warn` on any warning, else `ok`; with the reasons."""
     reasons = [reason for f in report.features for reason in f.reasons]
     reasons += [_decay_reason(d, limits.decay_tolerance) for d in report.decay if d.level != OK]
     levels = [f.level for f in report.features] + [d.level for d in report.decay]
     report.verdict = RETRAIN if "alert" in levels else WARN if WARN in levels else OK
     report.reasons = reasons
+    report.power = power_note([f.drift for f in report.features])
     return report
 
 
@@ -233,7 +186,7 @@ def _decay_reason(d: MetricDecay, tolerance: float) -> str:
     )
 
 
-def render(report: Report, title: str) -> str:
+def render(report: MonitorReport, title: str) -> str:
     """The readable table: one line per feature, one per metric, then the reasons."""
     lines = [f"{title}: {report.verdict.upper()} ({report.rows:,} rows)"]
     width = max([len(f.column) for f in report.features] + [7])
@@ -256,8 +209,8 @@ def render(report: Report, title: str) -> str:
                 f"  {m.metric:<{width}}  {m.recorded:>11.4f}  {m.current:>11.4f}  {m.drop:>+8.3f}  {m.noise:>6.3f}  {status}"
             )
     lines.append(f"  decay: {report.decay_note}")
-    if note := power_note([f.drift for f in report.features]):
-        lines.append(f"  {note}")
+    if report.power:
+        lines.append(f"  {report.power}")
     lines += [f"  - {reason}" for reason in report.reasons]
     return "\n".join(lines)
 

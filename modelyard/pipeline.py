@@ -56,7 +56,10 @@ class Task:
         return list(dict.fromkeys(upstream))
 
 
-RUN_CONTEXT: Final = {"config": TaskOutput("prepare", "config"), "run_id": TaskOutput("prepare", "run_id")}
+RUN_CONTEXT: Final[dict[str, Source]] = {
+    "config": TaskOutput("prepare", "config"),
+    "run_id": TaskOutput("prepare", "run_id"),
+}
 
 TRAINING: Final[tuple[Task, ...]] = (
     Task("prepare", STEPS["prepare"], {name: PipelineInput(name) for name in PrepareParams.model_fields}),

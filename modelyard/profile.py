@@ -1,4 +1,4 @@
-"""Data profiles: what the data looked like, as plain JSON stored with a model version.
+"""Data profiles (`contract.records.DataProfile`): what the data looked like, stored with a model version.
 
 Validate and monitor compare new data with the champion's profile (`modelyard.drift`).
 """
@@ -10,6 +10,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from modelyard.contract.records import CategoricalProfile, ColumnProfile, DataProfile, NumericProfile
 from modelyard.tasks import Task
 
 DECILES: Final = np.linspace(0.1, 0.9, 9)
@@ -22,29 +23,29 @@ def is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def profile_frame(frame: pd.DataFrame, label: str, task: Task) -> dict[str, Any]:
+def profile_frame(frame: pd.DataFrame, label: str, task: Task) -> DataProfile:
     features = [c for c in frame.columns if c != label]
-    profile: dict[str, Any] = {
-        "rows": len(frame),
-        "label": label,
-        "task": task,
-        "columns": {str(c): profile_column(frame[c]) for c in features},
-    }
+    profile = DataProfile(
+        rows=len(frame),
+        label=label,
+        task=task,
+        columns={str(c): profile_column(frame[c]) for c in features},
+    )
     if label in frame and task == "classification":
         counts = frame[label].dropna().astype(str).value_counts().sort_index()
-        profile["labels"] = {str(k): int(v) for k, v in counts.items()}
+        profile.labels = {str(k): int(v) for k, v in counts.items()}
     elif label in frame:
-        profile["target"] = profile_column(frame[label])
+        profile.target = profile_column(frame[label])
     return profile
 
 
-def profile_column(series: pd.Series) -> dict[str, Any]:
+def profile_column(series: pd.Series) -> ColumnProfile:
     null_fraction = float(series.isna().mean()) if len(series) else 0.0
-    base = {"dtype": str(series.dtype), "null_fraction": null_fraction}
+    base: dict[str, Any] = {"dtype": str(series.dtype), "null_fraction": null_fraction}
     if is_numeric(series):
-        return base | {"kind": "numeric"} | _numeric_stats(series.dropna().to_numpy(dtype=float))
+        return NumericProfile(**base, **_numeric_stats(series.dropna().to_numpy(dtype=float)))
     shares = series.dropna().astype(str).value_counts(normalize=True).sort_index()
-    return base | {"kind": "categorical", "categories": {str(k): float(v) for k, v in shares.items()}}
+    return CategoricalProfile(**base, categories={str(k): float(v) for k, v in shares.items()})
 
 
 def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
@@ -92,10 +93,10 @@ def bin_fractions(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / max(ordered.size, 1)
 
 
-def unseen_share(reference: dict[str, Any], series: pd.Series) -> tuple[float, list[str]]:
+def unseen_share(reference: CategoricalProfile, series: pd.Series) -> tuple[float, list[str]]:
     """Share of non-null values in categories the reference never saw, and a few examples."""
     values = series.dropna().astype(str)
-    unseen = values[~values.isin(list(reference["categories"]))]
+    unseen = values[~values.isin(list(reference.categories))]
     return (len(unseen) / len(values) if len(values) else 0.0), sorted(unseen.unique())[:5]
 
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import getpass
-import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from modelyard.contract.records import REFERENCE_PROFILE, DataProfile, Tags, read_record
 from modelyard.errors import BadInputError, TransientError
-from modelyard.tracking import TAG
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-PROFILE_PATH = "reference/profile.json"  # run artifact holding the training data's profile
-PREVIOUS = f"{TAG}previous_champion"
 
 
 def _missing(exc: MlflowException) -> bool:
@@ -35,20 +31,20 @@ def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None
         raise
 
 
-def reference_profile(client: MlflowClient, name: str) -> dict[str, Any] | None:
+def reference_profile(client: MlflowClient, name: str) -> DataProfile | None:
     """The data profile recorded with the current champion; None when there is no champion or it
     was registered without one. Failing to read it is an outage (exit 75), never "no champion":
     that would skip every check against the champion's data."""
     champion = by_alias(client, name, CHAMPION)
     if champion is None or not champion.run_id:
         return None
-    folder = Path(PROFILE_PATH).parent.as_posix()
+    folder = Path(REFERENCE_PROFILE).parent.as_posix()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            if PROFILE_PATH not in {f.path for f in client.list_artifacts(champion.run_id, folder)}:
+            if REFERENCE_PROFILE not in {f.path for f in client.list_artifacts(champion.run_id, folder)}:
                 return None
-            path = client.download_artifacts(champion.run_id, PROFILE_PATH, tmp)
-            return json.loads(Path(path).read_text())
+            path = client.download_artifacts(champion.run_id, REFERENCE_PROFILE, tmp)
+            return read_record(DataProfile, Path(path))
         except (MlflowException, OSError) as exc:
             raise TransientError(
                 f"cannot read the data profile of {name} v{champion.version} ({CHAMPION}): {exc}"
@@ -56,7 +52,9 @@ def reference_profile(client: MlflowClient, name: str) -> dict[str, Any] | None:
 
 
 def version_for_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
-    """The version already registered from this training run, so registering twice is a no-op."""
+    """The version already registered from this training run, so registering twice is a no-op.
+
+    The filter is formatted, not bound: the config allows no quote in a model name, and run ids are hex."""
     try:
         versions = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
     except MlflowException as exc:
@@ -88,8 +86,8 @@ def promote(client: MlflowClient, version: ModelVersion) -> str:
     current = by_alias(client, version.name, CHAMPION)
     previous = str(current.version) if current and current.version != version.version else ""
     if previous:
-        stamp(client, version, {PREVIOUS: previous})
-    stamp(client, version, {f"{TAG}promoted_at": _now()})
+        stamp(client, version, {Tags.PREVIOUS_CHAMPION: previous})
+    stamp(client, version, {Tags.PROMOTED_AT: _now()})
     set_alias(client, version.name, CHAMPION, version.version)
     return previous
 
@@ -99,20 +97,20 @@ def rollback(client: MlflowClient, name: str, reason: str) -> tuple[str, str]:
     current = by_alias(client, name, CHAMPION)
     if current is None:
         raise BadInputError(f"model {name!r} has no champion to roll back")
-    previous = current.tags.get(PREVIOUS, "")
+    previous = current.tags.get(Tags.PREVIOUS_CHAMPION, "")
     if not previous:
         raise BadInputError(f"champion {name} v{current.version} has no previous champion to roll back to")
     who, when = getpass.getuser(), _now()
     stamp(
         client,
         current,
-        {f"{TAG}rolled_back_at": when, f"{TAG}rolled_back_by": who, f"{TAG}rollback_reason": reason},
+        {Tags.ROLLED_BACK_AT: when, Tags.ROLLED_BACK_BY: who, Tags.ROLLBACK_REASON: reason},
     )
     restored = client.get_model_version(name, previous)
     stamp(
         client,
         restored,
-        {f"{TAG}restored_at": when, f"{TAG}restored_by": who, f"{TAG}restore_reason": reason},
+        {Tags.RESTORED_AT: when, Tags.RESTORED_BY: who, Tags.RESTORE_REASON: reason},
     )
     set_alias(client, name, CHAMPION, previous)
     return previous, str(current.version)

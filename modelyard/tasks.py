@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal, get_args
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 Task = Literal["classification", "regression"]
 Metric = Literal["accuracy", "f1_macro", "roc_auc", "rmse", "mae", "r2"]
@@ -50,6 +51,57 @@ ESTIMATOR_TASKS: Final[dict[Estimator, tuple[Task, ...]]] = {
     "random_forest": TASKS,
     "gradient_boosting": TASKS,
 }
+
+
+class _Grid(BaseModel):
+    """The parameters a search space may vary for one estimator, each value bounded: a typo or an
+    absurd value (n_estimators: 1e8) fails when the config is read, not hours into training."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Count = Annotated[list[Annotated[int, Field(ge=1, le=2000)]], Field(min_length=1)]
+Share = Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
+Depth = Annotated[list[Annotated[int, Field(ge=1, le=100)] | None], Field(min_length=1)]
+Leaf = Annotated[list[Annotated[int, Field(ge=1, le=100_000)]], Field(min_length=1)]
+Penalty = Annotated[list[Annotated[float, Field(ge=0, le=1e6)]], Field(min_length=1)]
+Weighting = Annotated[list[Literal["balanced"] | None], Field(min_length=1)]
+Features = Annotated[
+    list[Literal["sqrt", "log2"] | Annotated[float, Field(gt=0, le=1)] | None], Field(min_length=1)
+]
+
+
+class LogisticRegressionGrid(_Grid):
+    C: Penalty | None = None
+    class_weight: Weighting | None = None
+
+
+class RidgeGrid(_Grid):
+    alpha: Penalty | None = None
+
+
+class RandomForestGrid(_Grid):
+    n_estimators: Count | None = None
+    max_depth: Depth | None = None
+    min_samples_leaf: Leaf | None = None
+    max_features: Features | None = None
+
+
+class GradientBoostingGrid(_Grid):
+    n_estimators: Count | None = None
+    learning_rate: Share | None = None
+    max_depth: Depth | None = None
+    min_samples_leaf: Leaf | None = None
+    subsample: Share | None = None
+
+
+GRIDS: Final[dict[Estimator, type[_Grid]]] = {
+    "logistic_regression": LogisticRegressionGrid,
+    "ridge": RidgeGrid,
+    "random_forest": RandomForestGrid,
+    "gradient_boosting": GradientBoostingGrid,
+}
+
 DEFAULT_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
     "classification": {
         "logistic_regression": {"C": [0.1, 1.0, 10.0]},

@@ -12,15 +12,17 @@ from typing import Any
 
 from modelyard import __version__
 from modelyard.contract import ENV_IMAGE, ENV_TRACKING_URI, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID
+from modelyard.contract.records import Tags
 
 LOCAL_DIR = Path(".modelyard")
-TAG = "modelyard."  # prefix of every tag modelyard writes
 # Bounded client retries: MLflow's defaults (7 retries, factor 2) wait minutes before failing.
-HTTP_DEFAULTS = {
+CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    # A direct database store keeps no pooled connection, so forked candidate workers share none.
+    "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
     "DO_NOT_TRACK": "true",
 }
 
@@ -31,7 +33,7 @@ def embedded_uri(base: Path = LOCAL_DIR) -> str:
 
 def configure(tracking_uri: str | None) -> str:
     """Point MLflow at the given URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store."""
-    for name, value in HTTP_DEFAULTS.items():
+    for name, value in CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uri = tracking_uri or os.environ.get(ENV_TRACKING_URI) or embedded_uri()
     if uri.startswith("sqlite:///"):
@@ -80,7 +82,7 @@ def child_run(parent_run_id: str, name: str, tags: dict[str, str] | None = None)
         experiment_id=parent.info.experiment_id,
         run_name=name,
         parent_run_id=parent_run_id,
-        tags={f"{TAG}step": name} | (tags or {}),
+        tags={Tags.STEP: name} | (tags or {}),
     ) as run:
         yield run
 
@@ -110,14 +112,14 @@ def code_version() -> str:
 
 def lineage_tags() -> dict[str, str]:
     """Where this run came from: code version, image, workflow (when set)."""
-    tags = {f"{TAG}code_version": code_version()}
+    tags = {Tags.CODE_VERSION: code_version()}
     for env, key in (
-        (ENV_IMAGE, "image"),
-        (ENV_WORKFLOW_NAME, "workflow_name"),
-        (ENV_WORKFLOW_UID, "workflow_uid"),
+        (ENV_IMAGE, Tags.IMAGE),
+        (ENV_WORKFLOW_NAME, Tags.WORKFLOW_NAME),
+        (ENV_WORKFLOW_UID, Tags.WORKFLOW_UID),
     ):
         if value := os.environ.get(env):
-            tags[TAG + key] = value
+            tags[key] = value
     return tags
 
 

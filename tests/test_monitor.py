@@ -14,8 +14,9 @@ from conftest import make_customers, modelyard
 from webhook_server import Webhook, webhook_server
 
 from modelyard.config import MonitorThresholds
+from modelyard.contract.records import DataProfile, MonitorReport
 from modelyard.errors import BadInputError
-from modelyard.monitor import Report, check_batch, conclude, decay, decay_noise, drift
+from modelyard.monitor import check_batch, conclude, decay, decay_noise, drift
 from modelyard.profile import profile_frame
 from modelyard.tracking import embedded_uri
 
@@ -35,9 +36,12 @@ def reference(training: pd.DataFrame) -> dict:
     return profile_frame(training, "churn", "classification")
 
 
-def verdict(frame: pd.DataFrame, reference: dict) -> Report:
+def verdict(frame: pd.DataFrame, reference: DataProfile) -> MonitorReport:
     check_batch(frame, reference, LIMITS)
-    return conclude(Report(len(frame), drift(frame, reference, LIMITS), [], ""), LIMITS)
+    return conclude(
+        MonitorReport(rows=len(frame), features=drift(frame, reference, LIMITS), decay=[], decay_note=""),
+        LIMITS,
+    )
 
 
 def test_bootstrap_samples_of_the_training_data_rarely_raise_an_alarm(
@@ -52,7 +56,7 @@ def test_bootstrap_samples_of_the_training_data_rarely_raise_an_alarm(
     assert all(f.drift.method in ("ks", "chi2") for r in reports for f in r.features)
 
 
-def test_fresh_samples_from_the_same_source_raise_at_most_one_warning(reference: dict) -> None:
+def test_fresh_samples_from_the_same_source_raise_at_most_one_warning(reference: DataProfile) -> None:
     reports = [verdict(make_customers(500, seed=100 + i), reference) for i in range(20)]
     counts = Counter(r.verdict for r in reports)
     assert counts["retrain"] == 0 and counts["warn"] <= 1, [r.reasons for r in reports if r.reasons]
@@ -77,7 +81,7 @@ def test_drift_calls_for_retraining_and_names_the_feature(
     assert any(r.startswith(f"{column}: ") and reason in r for r in report.reasons), report.reasons
 
 
-def test_a_small_shift_only_warns(reference: dict) -> None:
+def test_a_small_shift_only_warns(reference: DataProfile) -> None:
     # 4,000 rows against 2,000: a large sample, judged by the drift size (a quarter of a standard deviation)
     report = verdict(make_customers(4000, seed=8).assign(age=lambda f: f.age + 3), reference)
     assert report.verdict == "warn"
@@ -91,7 +95,7 @@ def test_decay_beyond_noise_and_tolerance_calls_for_retraining() -> None:
     fine = decay("classification", recorded, current, noise, tolerance=0.05)
     assert [(d.metric, d.level) for d in fine] == [("accuracy", "ok"), ("f1_macro", "ok")]
     worse = decay("classification", recorded, {"accuracy": 0.8, "f1_macro": 0.84}, noise, tolerance=0.05)
-    report = conclude(Report(500, [], worse, ""), LIMITS)
+    report = conclude(MonitorReport(rows=500, features=[], decay=worse, decay_note=""), LIMITS)
     assert report.verdict == "retrain"
     assert report.reasons == [
         "champion accuracy worse by 0.100 (0.900 -> 0.800; noise 0.040 + tolerance 0.05)"
@@ -107,7 +111,7 @@ def test_regression_decay_is_a_share_of_the_error_in_its_own_direction() -> None
     assert [(d.metric, d.level) for d in worse] == [("rmse", "alert"), ("mae", "ok"), ("r2", "ok")]
     rmse = worse[0]
     assert rmse.drop == pytest.approx(2 / 12) and rmse.noise == pytest.approx(0.5 / 12)
-    reasons = conclude(Report(500, [], worse, ""), LIMITS).reasons
+    reasons = conclude(MonitorReport(rows=500, features=[], decay=worse, decay_note=""), LIMITS).reasons
     assert reasons == ["champion rmse worse by 16.7% (10.000 -> 12.000; noise 4.2% + tolerance 5.0%)"]
 
 
@@ -138,7 +142,7 @@ def test_decay_noise_is_two_standard_errors_of_the_difference() -> None:
     ],
     ids=["too-few-rows", "missing-columns", "text-in-numeric"],
 )
-def test_a_batch_the_check_cannot_judge_is_refused(change, message: str, reference: dict) -> None:
+def test_a_batch_the_check_cannot_judge_is_refused(change, message: str, reference: DataProfile) -> None:
     with pytest.raises(BadInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_batch(change(make_customers(500, seed=9)), reference, LIMITS)
 
@@ -152,10 +156,8 @@ def hook() -> Webhook:
         yield server
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, training: pd.DataFrame, hook: Webhook) -> Path:
-    """A project whose first run promoted a champion, and batches: fresh, drifted, relabelled."""
-    root = tmp_path_factory.mktemp("monitor")
+def first_run(root: Path, training: pd.DataFrame, hook: Webhook) -> Path:
+    """A project whose first run promoted a champion (v1), and batches: fresh, drifted, relabelled."""
     training.to_csv(root / "customers.csv", index=False)
     make_customers(600, seed=21).to_csv(root / "fresh.csv", index=False)
     make_customers(600, seed=22).assign(age=lambda f: f.age + 15).to_csv(root / "older.csv", index=False)
@@ -164,6 +166,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, training: pd.DataFrame, ho
     flipped.loc[flip, "churn"] = flipped.loc[flip, "churn"].map({"yes": "no", "no": "yes"})
     flipped.to_csv(root / "flipped.csv", index=False)
     make_customers(600, seed=24).drop(columns=["churn"]).to_csv(root / "unlabelled.csv", index=False)
+    hook.received.clear()
     done = modelyard(
         "run",
         "--dataset",
@@ -179,6 +182,18 @@ def project(tmp_path_factory: pytest.TempPathFactory, training: pd.DataFrame, ho
     assert hook.texts() == [f"modelyard: {MODEL}: promoted v1 to champion"]
     hook.received.clear()
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, training: pd.DataFrame, hook: Webhook) -> Path:
+    """Shared by the tests that monitor without retraining: v1 stays the champion."""
+    return first_run(tmp_path_factory.mktemp("monitor"), training, hook)
+
+
+@pytest.fixture
+def own_project(tmp_path: Path, training: pd.DataFrame, hook: Webhook) -> Path:
+    """For one test that retrains: new versions, perhaps a new champion."""
+    return first_run(tmp_path, training, hook)
 
 
 def env(hook: Webhook) -> dict[str, str]:
@@ -265,7 +280,8 @@ def test_bad_input_exits_2_with_a_specific_message(project: Path, hook: Webhook)
     for args, message in cases:
         done = monitor(project, hook, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
-        assert message in done.stderr, (args, done.stderr)
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("modelyard: error: ") and message in last, (args, done.stderr)
         assert "Traceback" not in done.stderr
 
 
@@ -285,8 +301,9 @@ def test_monitor_step_writes_the_verdict_for_argo(project: Path, hook: Webhook) 
 
 
 def test_retrain_runs_the_pipeline_on_the_batch_only_when_the_verdict_says_so(
-    project: Path, hook: Webhook
+    own_project: Path, hook: Webhook
 ) -> None:
+    project = own_project
     before = len(client(project).search_model_versions(f"name='{MODEL}'"))
     calm = monitor(project, hook, "--dataset", "fresh.csv", "--retrain")
     assert calm.returncode == 0, calm.stderr

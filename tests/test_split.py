@@ -98,11 +98,9 @@ def test_an_unreadable_or_empty_file_is_bad_input(tmp_path: Path, tracking_uri: 
 def test_config_rejects_unknown_keys_and_bad_values() -> None:
     with pytest.raises(BadInputError, match=r"thresholds.min_acuracy: unknown key"):
         load_config("thresholds:\n  min_acuracy: 0.9\n")
-    with pytest.raises(
-        BadInputError, match="fractions: Value error, train \\+ validation \\+ test must add up to 1"
-    ):
+    with pytest.raises(BadInputError, match="fractions: train \\+ validation \\+ test must add up to 1"):
         load_config("fractions: {train: 0.5, validation: 0.1, test: 0.1}")
-    with pytest.raises(BadInputError, match=r"search_space.random_forest: .*max_dept"):
+    with pytest.raises(BadInputError, match=r"search_space: random_forest: max_dept: unknown key"):
         from modelyard.model import expand_candidates
 
         expand_candidates(

@@ -58,18 +58,6 @@ LABELS: Final = {"app.kubernetes.io/part-of": "modelyard"}
 
 UID: Final = 10001  # the trainer image's non-root user
 TMP_VOLUME: Final = "tmp"
-RETRY_LIMIT: Final = 3
-STEP_DEADLINE: Final = 15 * 60
-# Per-step overrides of the defaults below; anything not listed runs small.
-DEADLINES: Final[dict[str, int]] = {"train": 60 * 60, "evaluate": 30 * 60}
-SMALL: Final = Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
-LARGE: Final = Resources(cpu_request="500m", cpu_limit="2", memory_request="1Gi", memory_limit="4Gi")
-RESOURCES: Final[dict[str, Resources]] = {
-    "split": LARGE,
-    "validate": LARGE,
-    "train": LARGE,
-    "evaluate": LARGE,
-}
 
 
 def ref(expression: str) -> str:
@@ -102,12 +90,31 @@ BACKOFF_SECONDS: Final = 15
 BACKOFF_FACTOR: Final = 2
 
 
-def retry_window(deadline: int) -> int:
+def resources(step: Step) -> Resources:
+    """The step's requests and limits from the contract, as Kubernetes quantities."""
+    r = step.resources
+    return Resources(
+        cpu_request=_cpu(r.cpu),
+        cpu_limit=_cpu(r.cpu_limit),
+        memory_request=_memory(r.memory_mib),
+        memory_limit=_memory(r.memory_limit_mib),
+    )
+
+
+def _cpu(cores: float) -> str:
+    return f"{cores:g}" if float(cores).is_integer() else f"{round(cores * 1000)}m"
+
+
+def _memory(mib: int) -> str:
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+def retry_window(step: Step) -> int:
     """Seconds from a step's first attempt within which Argo may still retry it: every attempt may
     run its whole deadline, plus the backoff waits between them. Argo counts backoff.maxDuration from
     the first attempt and caps each retried pod's deadline at what is left of it."""
-    waits = sum(BACKOFF_SECONDS * BACKOFF_FACTOR**attempt for attempt in range(RETRY_LIMIT))
-    return (RETRY_LIMIT + 1) * deadline + waits
+    waits = sum(BACKOFF_SECONDS * BACKOFF_FACTOR**attempt for attempt in range(step.retries))
+    return (step.retries + 1) * step.deadline + waits
 
 
 def platform_parameters(image: str = DEFAULT_IMAGE) -> list[Parameter]:
@@ -160,7 +167,7 @@ def container_security_context() -> m.SecurityContext:
 
 def tmp_volume() -> m.Volume:
     """The only writable path of a read-only root filesystem: artifacts, outputs, HOME."""
-    return m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource(size_limit="2Gi"))
+    return m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource(size_limit=m.Quantity("2Gi")))
 
 
 def step_env() -> list[Env]:
@@ -204,7 +211,6 @@ def step_template(
     ]
     outputs += [Artifact(name=kebab(a), path=artifact_path(a)) for a in step.produces]
     retryable = [code for code in RETRYABLE if code in step.exit_codes]
-    deadline = DEADLINES.get(step.name, STEP_DEADLINE)
     return Container(
         name=kebab(step.name),
         image=workflow_param(IMAGE),
@@ -214,17 +220,17 @@ def step_template(
         outputs=outputs,
         env=step_env(),
         env_from=[SecretEnvFrom(name=s, optional=True) for s in (DATASET_SECRET, ALERTS_SECRET)],
-        resources=RESOURCES.get(step.name, SMALL),
+        resources=resources(step),
         # IntOrString fields are written as strings: Argo's JSON schema types them as strings.
-        active_deadline_seconds=str(deadline),
+        active_deadline_seconds=str(step.deadline),
         retry_strategy=RetryStrategy(
-            limit=str(RETRY_LIMIT),
+            limit=str(step.retries),
             retry_policy="Always",
             expression=retry_expression(retryable),
             backoff=m.Backoff(
                 duration=f"{BACKOFF_SECONDS}s",
                 factor=m.IntOrString(root=str(BACKOFF_FACTOR)),
-                max_duration=f"{retry_window(deadline)}s",
+                max_duration=f"{retry_window(step)}s",
             ),
         )
         if retryable

@@ -14,7 +14,7 @@ import yaml
 from hera.workflows import CronWorkflow, Parameter, Resource, Step, Steps
 
 from modelyard.contract import STEPS, kebab
-from modelyard.monitor import RETRAIN
+from modelyard.contract.records import RETRAIN
 from workflows import training
 from workflows.common import (
     IMAGE,
@@ -24,6 +24,7 @@ from workflows.common import (
     input_param,
     params_as_arguments,
     platform_parameters,
+    retry_window,
     step_template,
     workflow_param,
     workflow_spec_defaults,
@@ -32,6 +33,9 @@ from workflows.common import (
 NAME: Final = "modelyard-monitor"
 ENTRYPOINT: Final = "monitor-and-retrain"
 STEP: Final = STEPS["monitor"]
+# Every attempt of the check, then the submission: with concurrencyPolicy Forbid, a hung run
+# must not hold back every later scheduled one.
+WORKFLOW_DEADLINE: Final = retry_window(STEP) + 5 * 60
 SUBMITTER: Final = "modelyard-submitter"  # may only create Workflows (the chart's submitter Role)
 SCHEDULES: Final = ["0 * * * *"]  # hourly
 CONFIG: Final = kebab("config")
@@ -96,6 +100,7 @@ def build() -> CronWorkflow:
         entrypoint=ENTRYPOINT,
         # The batch has no default: the chart (values) or the submitter sets it.
         arguments=params_as_arguments(STEP.params, {"dataset": ""}) + platform_parameters(),
+        active_deadline_seconds=WORKFLOW_DEADLINE,
         **workflow_spec_defaults(),
     ) as cron:
         check = step_template(STEP)

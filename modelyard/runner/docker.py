@@ -2,17 +2,22 @@
 
 Like a pod, a container sees only its own input artifacts (read-only), its output artifact
 directories and a private outputs directory under WORK_DIR; the root filesystem is read-only.
+It gets the step's CPU and memory limits and deadline from the contract, as Argo does, and its
+log lines are shown as they come.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel
 
@@ -24,10 +29,13 @@ from modelyard.contract import (
     OUTPUTS_DIR,
     STEPS,
     WORK_DIR,
+    Step,
     kebab,
     parse_params,
 )
-from modelyard.errors import BadInputError, ModelyardError, TransientError
+from modelyard.errors import BadInputError, DeadlineError, ModelyardError, TransientError
+
+KEPT_LINES: Final = 20  # of a failed step's log, for its error message
 
 
 class DockerExecutor:
@@ -46,16 +54,17 @@ class DockerExecutor:
         spec = STEPS[step]
         parse_params(spec.params, args)  # a bad value fails here, not in a container
         with tempfile.TemporaryDirectory(dir=work_dir) as outputs:
-            command = self.command(step, args, work_dir, Path(outputs))
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.stderr:
-                print(done.stderr, end="", file=sys.stderr)
-            if done.returncode != 0:
-                raise _error(done.returncode, step, done.stderr)
-            values = {name: (Path(outputs) / kebab(name)).read_text() for name in spec.outputs.model_fields}
+            name = f"modelyard-{kebab(step)}-{uuid.uuid4().hex[:8]}"
+            command = self.command(step, args, work_dir, Path(outputs), name)
+            code, tail, timed_out = stream(command, name, spec.deadline)
+            if timed_out:
+                raise DeadlineError(f"step {step} ran past its deadline of {spec.deadline} s and was stopped")
+            if code != 0:
+                raise _error(code, step, tail)
+            values = {n: (Path(outputs) / kebab(n)).read_text() for n in spec.outputs.model_fields}
         return spec.outputs(**values)
 
-    def command(self, step: str, args: dict[str, Any], work_dir: Path, outputs: Path) -> list[str]:
+    def command(self, step: str, args: dict[str, Any], work_dir: Path, outputs: Path, name: str) -> list[str]:
         spec = STEPS[step]
         mounts = [f"{(work_dir / a).resolve()}:{WORK_DIR}/{a}:ro" for a in spec.inputs]
         for artifact in spec.produces:
@@ -68,11 +77,43 @@ class DockerExecutor:
         env |= {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP_REQUEST_")}
         flags = [f"--{kebab(k)}={'' if v is None else v}" for k, v in args.items()]
         return [
-            *("docker", "run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp"),
+            *("docker", "run", "--rm", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp"),
+            *limits(spec),
             *(f"--volume={m}" for m in mounts),
             *(f"--env={k}={v}" for k, v in env.items()),
             *(self.image, "step", step, "--work-dir", WORK_DIR, *flags),
         ]
+
+
+def limits(step: Step) -> list[str]:
+    """The step's limits from the contract, as a pod's resources.limits would set them."""
+    r = step.resources
+    return [f"--cpus={r.cpu_limit:g}", f"--memory={r.memory_limit_mib}m"]
+
+
+def stream(command: list[str], container: str, deadline: int) -> tuple[int, list[str], bool]:
+    """Run `docker run`, echoing the step's log lines as they come; stop the container at the deadline.
+
+    Returns the exit code, the last lines of the log and whether the deadline stopped it."""
+    tail: collections.deque[str] = collections.deque(maxlen=KEPT_LINES)
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        subprocess.run(["docker", "kill", container], capture_output=True, check=False)
+
+    timer = threading.Timer(deadline, stop)
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        timer.start()
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                print(line, end="", file=sys.stderr, flush=True)
+                tail.append(line)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+    return code, list(tail), expired.is_set()
 
 
 def _writable(directory: Path) -> None:
@@ -81,9 +122,9 @@ def _writable(directory: Path) -> None:
     directory.chmod(0o777)
 
 
-def _error(code: int, step: str, stderr: str) -> ModelyardError:
-    last = (stderr.strip().splitlines() or [f"exit code {code}"])[-1].removeprefix("modelyard: error: ")
-    message = f"step {step} failed in its container: {last}"
+def _error(code: int, step: str, tail: list[str]) -> ModelyardError:
+    lines = [line.strip() for line in tail if line.strip()] or [f"exit code {code}"]
+    message = f"step {step} failed in its container: {lines[-1].removeprefix('modelyard: error: ')}"
     for error in (TransientError, BadInputError):
         if code == error.exit_code:
             return error(message)

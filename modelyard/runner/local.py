@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from modelyard.contract import STEPS, FinishParams
+from modelyard.contract.records import RunStatus
 from modelyard.pipeline import (
     EXIT_HANDLER,
     TRAINING,
@@ -61,7 +62,8 @@ def run_pipeline(
     work_dir = work_root / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     work_dir.mkdir(parents=True)
     run = PipelineRun(work_dir)
-    status, message = "Succeeded", ""
+    status: RunStatus = "Succeeded"
+    message = ""
     try:
         for number, task in enumerate(TRAINING, 1):
             echo(f"[{number}/{len(TRAINING)}] {task.name}: {task.step.help}")
@@ -99,9 +101,10 @@ def _run_task(
     workers = min(len(calls), parallel or os.cpu_count() or 1)
     if workers <= 1:
         return [execute(task.step.name, args, run.work_dir) for args in calls]
-    # fork: workers start with everything imported; each drops inherited database connections.
+    # fork: workers start with everything imported. They inherit no database connection: the
+    # embedded store pools none (tracking.configure sets MLflow's NullPool).
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_forget_connections) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         return list(pool.map(execute, [task.step.name] * len(calls), calls, [run.work_dir] * len(calls)))
 
 
@@ -120,16 +123,3 @@ def _resolve(source: Source, inputs: dict[str, Any], run: PipelineRun, item: Any
         case Item():
             return item if isinstance(item, str) else json.dumps(item)
     raise TypeError(f"unknown source {source!r}")
-
-
-def _forget_connections() -> None:
-    """SQLAlchemy's rule for forked workers: drop pooled connections without closing the parent's."""
-    try:
-        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
-    except ImportError:  # mlflow-skinny: no database stores, nothing inherited
-        return
-
-    for store in (TrackingStore, RegistryStore):
-        for engine in store._engine_map.values():
-            engine.dispose(close=False)

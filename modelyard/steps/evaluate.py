@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import json
 import logging
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,68 +10,68 @@ import pandas as pd
 
 from modelyard import model
 from modelyard.config import PipelineConfig, task_of
-from modelyard.contract import EVALUATION, EvaluateOutputs, EvaluateParams
+from modelyard.contract import EVALUATION, SPLITS, EvaluateOutputs, EvaluateParams
+from modelyard.contract.records import (
+    EVALUATION_FILE,
+    PROMOTE,
+    REJECT,
+    ChampionScore,
+    Evaluation,
+    Gate,
+    Tags,
+    read_splits,
+    write_record,
+)
 from modelyard.registry import CHAMPION, by_alias
-from modelyard.steps.split import read_splits
-from modelyard.steps.train import MODEL_ARTIFACT
 from modelyard.tasks import MetricSpec, Task, scale, task_metrics, worse_by
-from modelyard.tracking import TAG, child_run
+from modelyard.tracking import child_run
 
 log = logging.getLogger(__name__)
-PROMOTE, REJECT = "promote", "reject"
-
-
-def load_candidate(run_id: str) -> Any:
-    with tempfile.TemporaryDirectory() as tmp:
-        return model.load(
-            Path(
-                mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODEL_ARTIFACT, dst_path=tmp)
-            )
-        )
 
 
 def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     config = PipelineConfig.model_validate_json(params.config)
     task = task_of(config)
-    (test,) = read_splits(work_dir, "test")
+    (test,) = read_splits(work_dir / SPLITS, "test")
     features, labels = model.features_and_label(test, config.label, task)
-    challenger = load_candidate(params.candidate_run_id)
+    challenger = model.load_candidate(params.candidate_run_id)
     scores = model.score(task, challenger, features, labels)
     champion = score_champion(config.model_name, task, features, labels)
     gates = absolute_gates(scores, config) + champion_gates(scores, champion, config)
-    failed = [g["detail"] for g in gates if not g["passed"]]
+    failed = [g.detail for g in gates if not g.passed]
     decision = REJECT if failed else PROMOTE
-    result = {
-        "candidate_run_id": params.candidate_run_id,
-        "metrics": scores,
-        "champion": champion,
-        "gates": gates,
-        "decision": decision,
-        "reasons": failed or ["all gates passed"],
-    }
+    result = Evaluation(
+        candidate_run_id=params.candidate_run_id,
+        metrics=scores,
+        champion=champion,
+        gates=gates,
+        decision=decision,
+        reasons=failed or ["all gates passed"],
+    )
     out = work_dir / EVALUATION
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    write_record(out / EVALUATION_FILE, result)
     PLOTS[task](challenger, features, labels, out)
-    with child_run(params.run_id, "evaluate", {f"{TAG}decision": decision}):
+    with child_run(params.run_id, "evaluate", {Tags.DECISION: decision}):
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items() if not math.isnan(v)})
         mlflow.log_artifacts(str(out), EVALUATION)
-    mlflow.MlflowClient().set_tag(params.run_id, f"{TAG}decision", decision)
+    mlflow.MlflowClient().set_tag(params.run_id, Tags.DECISION, decision)
     return EvaluateOutputs(decision=decision)
 
 
-def score_champion(name: str, task: Task, features: pd.DataFrame, labels: pd.Series) -> dict[str, Any] | None:
+def score_champion(name: str, task: Task, features: pd.DataFrame, labels: pd.Series) -> ChampionScore | None:
     version = by_alias(mlflow.MlflowClient(), name, CHAMPION)
     if version is None:
         return None
     try:
         champion = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
-        return {"version": version.version, "metrics": model.score(task, champion, features, labels)}
+        return ChampionScore(
+            version=str(version.version), metrics=model.score(task, champion, features, labels)
+        )
     except (ValueError, KeyError, TypeError) as exc:  # e.g. the columns changed since it was trained
-        return {"version": version.version, "metrics": None, "error": f"{type(exc).__name__}: {exc}"}
+        return ChampionScore(version=str(version.version), metrics=None, error=f"{type(exc).__name__}: {exc}")
 
 
-def absolute_gates(scores: dict[str, float], config: PipelineConfig) -> list[dict[str, Any]]:
+def absolute_gates(scores: dict[str, float], config: PipelineConfig) -> list[Gate]:
     """One gate per metric of the task that has a threshold (`min_accuracy`, `max_rmse`, ...)."""
     gates = []
     for spec in task_metrics(task_of(config)):
@@ -83,48 +81,37 @@ def absolute_gates(scores: dict[str, float], config: PipelineConfig) -> list[dic
         value = scores[spec.name]
         passed = value >= limit if spec.higher_is_better else value <= limit
         relation = (">=" if passed else "<") if spec.higher_is_better else ("<=" if passed else ">")
-        gates.append(_gate(spec.gate, passed, f"test {spec.name} {value:.4f} {relation} {limit}"))
+        gates.append(
+            Gate(name=spec.gate, passed=passed, detail=f"test {spec.name} {value:.4f} {relation} {limit}")
+        )
     return gates
 
 
 def champion_gates(
-    scores: dict[str, float], champion: dict[str, Any] | None, config: PipelineConfig
-) -> list[dict[str, Any]]:
+    scores: dict[str, float], champion: ChampionScore | None, config: PipelineConfig
+) -> list[Gate]:
     if champion is None:
-        return [_gate("vs_champion", True, "no champion yet")]
-    if champion["metrics"] is None:
-        return [
-            _gate(
-                "vs_champion",
-                False,
-                f"champion v{champion['version']} cannot score the test set ({champion['error']})",
-            )
-        ]
+        return [Gate(name="vs_champion", passed=True, detail="no champion yet")]
+    if champion.metrics is None:
+        detail = f"champion v{champion.version} cannot score the test set ({champion.error})"
+        return [Gate(name="vs_champion", passed=False, detail=detail)]
     tolerance = config.thresholds.champion_tolerance
     return [
         _versus(
-            spec,
-            scores[spec.name],
-            champion["metrics"].get(spec.name, math.nan),
-            champion["version"],
-            tolerance,
+            spec, scores[spec.name], champion.metrics.get(spec.name, math.nan), champion.version, tolerance
         )
         for spec in task_metrics(task_of(config))
     ]
 
 
-def _versus(spec: MetricSpec, mine: float, theirs: float, version: str, tolerance: float) -> dict[str, Any]:
+def _versus(spec: MetricSpec, mine: float, theirs: float, version: str, tolerance: float) -> Gate:
     passed = math.isnan(theirs) or worse_by(spec, theirs, mine) <= tolerance
     allowed = f"{tolerance:.1%} of {scale(spec, theirs, mine):.4g}" if spec.relative else f"{tolerance}"
     relation = "within" if passed else "worse than"
     detail = (
         f"test {spec.name} {mine:.4f} vs champion v{version} {theirs:.4f}: {relation} tolerance {allowed}"
     )
-    return _gate(f"vs_champion_{spec.name}", passed, detail)
-
-
-def _gate(name: str, passed: bool, detail: str) -> dict[str, Any]:
-    return {"name": name, "passed": bool(passed), "detail": detail}
+    return Gate(name=f"vs_champion_{spec.name}", passed=passed, detail=detail)
 
 
 def _pyplot() -> Any:

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import mlflow
 
 from modelyard import alerts
 from modelyard.contract import ENV_WORKFLOW_UID, FinishOutputs, FinishParams
-from modelyard.tracking import TAG
+from modelyard.contract.records import RunStatus, Tags
 
-STATUSES = {"Succeeded": "FINISHED", "Failed": "FAILED", "Error": "FAILED"}
+STATUSES: Final[dict[RunStatus, str]] = {"Succeeded": "FINISHED", "Failed": "FAILED", "Error": "FAILED"}
+UID: Final = re.compile(r"[0-9a-f-]{36}")  # a Kubernetes uid; it goes into a run search filter
 
 
 def finish(params: FinishParams, work_dir: Path) -> FinishOutputs:
@@ -24,10 +26,10 @@ def finish(params: FinishParams, work_dir: Path) -> FinishOutputs:
     if not run_id:
         return FinishOutputs(status="no parent run to close")
     client = mlflow.MlflowClient()
-    status = STATUSES.get(params.status, "FAILED")
+    status = STATUSES[params.status]
     if reason:
-        client.set_tag(run_id, f"{TAG}failure", reason[:5000])
-    client.set_tag(run_id, f"{TAG}status", params.status)
+        client.set_tag(run_id, Tags.FAILURE, reason[:5000])
+    client.set_tag(run_id, Tags.STATUS, params.status)
     client.set_terminated(run_id, status=status)
     return FinishOutputs(status=status)
 
@@ -37,12 +39,12 @@ def run_of_this_workflow() -> str:
 
     An exit handler cannot rely on prepare's outputs: prepare may never have run.
     """
-    uid = os.environ.get(ENV_WORKFLOW_UID)
-    if not uid:
+    uid = os.environ.get(ENV_WORKFLOW_UID, "")
+    if not UID.fullmatch(uid):
         return ""
     runs = mlflow.search_runs(
         search_all_experiments=True,
-        filter_string=f"tags.`{TAG}workflow_uid` = '{uid}'",
+        filter_string=f"tags.`{Tags.WORKFLOW_UID}` = '{uid}'",
         output_format="list",
         max_results=1,
     )

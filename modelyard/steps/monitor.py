@@ -6,7 +6,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import mlflow
 import pandas as pd
@@ -14,26 +14,29 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from modelyard import alerts, model
-from modelyard.config import MonitorThresholds, load_config, load_monitor_thresholds
+from modelyard.config import MonitorThresholds, load_config
 from modelyard.contract import MonitorOutputs, MonitorParams
+from modelyard.contract.records import (
+    CONFIG_FILE,
+    MONITORING,
+    OK,
+    REFERENCE_PROFILE,
+    REPORT_FILE,
+    REPORT_TEXT,
+    VERDICTS,
+    DataProfile,
+    MetricDecay,
+    MonitorReport,
+    Tags,
+    rows_metric,
+    write_record,
+)
 from modelyard.data import load_dataset
 from modelyard.errors import BadInputError
-from modelyard.monitor import (
-    OK,
-    VERDICTS,
-    MetricDecay,
-    Report,
-    check_batch,
-    conclude,
-    decay,
-    decay_noise,
-    drift,
-    plot,
-    render,
-)
-from modelyard.registry import CHAMPION, PROFILE_PATH, by_alias, reference_profile
-from modelyard.tasks import Task, task_metrics
-from modelyard.tracking import TAG, experiment_id, lineage_tags, metric_key
+from modelyard.monitor import check_batch, conclude, decay, decay_noise, drift, plot, render
+from modelyard.registry import CHAMPION, by_alias, reference_profile
+from modelyard.tasks import task_metrics
+from modelyard.tracking import experiment_id, lineage_tags, metric_key
 
 log = logging.getLogger(__name__)
 # Retraining on drifted data must not be failed by the validate checks that compare it with the
@@ -50,7 +53,7 @@ def monitor(params: MonitorParams, work_dir: Path) -> MonitorOutputs:
 
 def check(params: MonitorParams) -> tuple[MonitorOutputs, str]:
     """Drift and decay of the champion on the batch, logged to MLflow; the outputs and the table."""
-    limits = load_monitor_thresholds({name: getattr(params, name) for name in MonitorThresholds.model_fields})
+    limits: MonitorThresholds = params  # the params are the thresholds plus what to watch
     client = mlflow.MlflowClient()
     name = params.model_name
     champion = by_alias(client, name, CHAMPION)
@@ -61,13 +64,16 @@ def check(params: MonitorParams) -> tuple[MonitorOutputs, str]:
     reference = reference_profile(client, name)
     if reference is None:
         raise BadInputError(
-            f"champion {name} v{champion.version} has no data profile ({PROFILE_PATH}): retrain it with this modelyard"
+            f"champion {name} v{champion.version} has no data profile ({REFERENCE_PROFILE}): retrain it with this modelyard"
         )
     frame = load_dataset(params.dataset)
     frame.columns = [str(c) for c in frame.columns]
     check_batch(frame, reference, limits)
     decays, note = champion_decay(champion, frame, reference, limits)
-    report = conclude(Report(len(frame), drift(frame, reference, limits), decays, note), limits)
+    features = drift(frame, reference, limits)
+    report = conclude(
+        MonitorReport(rows=len(frame), features=features, decay=decays, decay_note=note), limits
+    )
     table = render(report, f"Monitoring {name} v{champion.version} ({CHAMPION}) on {params.dataset}")
     run_id = log_report(params, champion, report, table)
     if report.verdict != OK:
@@ -75,23 +81,24 @@ def check(params: MonitorParams) -> tuple[MonitorOutputs, str]:
         alerts.send(
             f"{name} v{champion.version}: monitoring says {report.verdict.upper()} on {params.dataset}: {shown}"
         )
-    config = retrain_config(champion, params.dataset, reference["label"])
+    config = retrain_config(champion, params.dataset, reference.label)
     return MonitorOutputs(verdict=report.verdict, run_id=run_id, dataset=params.dataset, config=config), table
 
 
 def champion_decay(
-    champion: ModelVersion, frame: pd.DataFrame, reference: dict[str, Any], limits: MonitorThresholds
+    champion: ModelVersion, frame: pd.DataFrame, reference: DataProfile, limits: MonitorThresholds
 ) -> tuple[list[MetricDecay], str]:
     """Score the champion on the batch's labelled rows and compare with its recorded test metrics."""
-    label = reference["label"]
-    task: Task = reference.get("task", "classification")
+    label, task = reference.label, reference.task
     if label not in frame.columns:
         return [], f"no {label!r} column in the batch: drift checked, decay not"
-    labelled = frame.loc[frame[label].notna(), [*reference["columns"], label]]
+    labelled = frame.loc[frame[label].notna(), [*reference.columns, label]]
     if len(labelled) < limits.min_rows:
         return [], f"{len(labelled)} labelled rows (min {limits.min_rows}): decay not checked"
-    tags = {spec.name: f"{TAG}test_{spec.name}" for spec in task_metrics(task)}
-    recorded = {m: float(champion.tags[tag]) for m, tag in tags.items() if tag in champion.tags}
+    tags = {spec.name: Tags.test_metric(spec.name) for spec in task_metrics(task)}
+    recorded: dict[str, float] = {
+        m: float(champion.tags[tag]) for m, tag in tags.items() if tag in champion.tags
+    }
     if not recorded:
         return [], f"v{champion.version} has no recorded test metrics: decay not checked"
     pipeline = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
@@ -111,29 +118,29 @@ def champion_decay(
 
 def _test_rows(champion: ModelVersion) -> int | None:
     """How many rows the champion's recorded test metrics came from (the split step's `test_rows`)."""
-    pipeline_run = champion.tags.get(f"{TAG}pipeline_run_id", "")
+    pipeline_run = champion.tags.get(Tags.PIPELINE_RUN_ID, "")
     client = mlflow.MlflowClient()
     try:
         experiment = client.get_run(pipeline_run).info.experiment_id
         runs = client.search_runs(
             [experiment],
-            f"tags.mlflow.parentRunId = '{pipeline_run}' and tags.`{TAG}step` = 'split'",
+            f"tags.mlflow.parentRunId = '{pipeline_run}' and tags.`{Tags.STEP}` = 'split'",
             max_results=1,
         )
     except MlflowException:
         return None
-    rows = runs[0].data.metrics.get("test_rows") if runs else None
+    rows = runs[0].data.metrics.get(rows_metric("test")) if runs else None
     return int(rows) if rows else None
 
 
-def log_report(params: MonitorParams, champion: ModelVersion, report: Report, table: str) -> str:
+def log_report(params: MonitorParams, champion: ModelVersion, report: MonitorReport, table: str) -> str:
     """One run in the monitoring experiment: metrics per feature, report.json/txt, a plot per drift."""
     tags = lineage_tags() | {
-        f"{TAG}step": "monitor",
-        f"{TAG}model_name": champion.name,
-        f"{TAG}champion_version": str(champion.version),
-        f"{TAG}dataset": params.dataset,
-        f"{TAG}verdict": report.verdict,
+        Tags.STEP: "monitor",
+        Tags.MODEL_NAME: champion.name,
+        Tags.CHAMPION_VERSION: str(champion.version),
+        Tags.DATASET: params.dataset,
+        Tags.VERDICT: report.verdict,
     }
     metrics: dict[str, float] = {
         "rows": report.rows,
@@ -152,8 +159,8 @@ def log_report(params: MonitorParams, champion: ModelVersion, report: Report, ta
         metrics |= {f"batch_{d.metric}": d.current, f"drop_{d.metric}": d.drop}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        (out / "report.json").write_text(json.dumps(report.as_dict(), indent=1))
-        (out / "report.txt").write_text(table + "\n")
+        write_record(out / REPORT_FILE, report)
+        (out / REPORT_TEXT).write_text(table + "\n")
         for feature in report.drifted():
             if feature.drift.bins:
                 (out / "plots").mkdir(exist_ok=True)
@@ -163,7 +170,7 @@ def log_report(params: MonitorParams, champion: ModelVersion, report: Report, ta
         ) as run:
             mlflow.log_params(params.model_dump())
             mlflow.log_metrics(metrics)
-            mlflow.log_artifacts(tmp, "monitoring")
+            mlflow.log_artifacts(tmp, MONITORING)
     return run.info.run_id
 
 
@@ -171,9 +178,11 @@ def retrain_config(champion: ModelVersion, dataset: str, label: str) -> str:
     """The champion's training config with the batch as dataset and the champion-relative data
     checks relaxed (`RETRAIN_THRESHOLDS`): what a retraining run should use."""
     fallback = {"model_name": champion.name, "label": label}
-    pipeline_run = champion.tags.get(f"{TAG}pipeline_run_id", "")
+    pipeline_run = champion.tags.get(Tags.PIPELINE_RUN_ID, "")
     try:
-        config = mlflow.artifacts.load_dict(f"runs:/{pipeline_run}/config.json") if pipeline_run else fallback
+        config = (
+            mlflow.artifacts.load_dict(f"runs:/{pipeline_run}/{CONFIG_FILE}") if pipeline_run else fallback
+        )
     except (MlflowException, OSError) as exc:
         log.warning("champion's training config unavailable (%s); retraining with the defaults", exc)
         config = fallback

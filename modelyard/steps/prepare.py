@@ -9,10 +9,11 @@ import mlflow
 
 from modelyard.config import PipelineConfig, for_task, load_config
 from modelyard.contract import PrepareOutputs, PrepareParams
+from modelyard.contract.records import CONFIG_FILE, Tags
 from modelyard.data import load_column
 from modelyard.model import expand_candidates
 from modelyard.tasks import infer_task
-from modelyard.tracking import TAG, experiment_id, lineage_tags, run_url
+from modelyard.tracking import experiment_id, lineage_tags, run_url
 
 
 def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
@@ -22,17 +23,17 @@ def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
     candidates = expand_candidates(config)
     config_json = config.model_dump_json()
     tags = lineage_tags() | {
-        f"{TAG}model_name": config.model_name,
-        f"{TAG}dataset": config.dataset,
-        f"{TAG}task": str(config.task),
-        f"{TAG}task_reason": why,
-        f"{TAG}config_hash": hashlib.sha256(config_json.encode()).hexdigest()[:16],
+        Tags.MODEL_NAME: config.model_name,
+        Tags.DATASET: config.dataset,
+        Tags.TASK: str(config.task),
+        Tags.TASK_REASON: why,
+        Tags.CONFIG_HASH: hashlib.sha256(config_json.encode()).hexdigest()[:16],
     }
     run = mlflow.MlflowClient().create_run(
         experiment_id(config.experiment), tags=tags, run_name=f"{config.model_name}-pipeline"
     )
     client = mlflow.MlflowClient()
-    client.log_dict(run.info.run_id, config.model_dump(mode="json"), "config.json")
+    client.log_dict(run.info.run_id, config.model_dump(mode="json"), CONFIG_FILE)
     client.log_batch(run.info.run_id, params=[_param(k, v) for k, v in overrides.items() if v is not None])
     return PrepareOutputs(
         run_id=run.info.run_id,

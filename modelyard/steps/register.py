@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -11,20 +10,21 @@ from mlflow.models import infer_signature
 from modelyard import alerts, model
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
-from modelyard.errors import BadInputError
-from modelyard.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PROFILE_PATH,
-    by_alias,
-    promote,
-    set_alias,
-    stamp,
-    version_for_run,
+from modelyard.contract.records import (
+    EVALUATION_FILE,
+    PROFILE_FILE,
+    PROMOTE,
+    REFERENCE_PROFILE,
+    SPLIT_FILE,
+    Evaluation,
+    SplitSummary,
+    Tags,
+    read_record,
+    read_splits,
 )
-from modelyard.steps.evaluate import PROMOTE, load_candidate
-from modelyard.steps.split import read_splits
-from modelyard.tracking import TAG, lineage_tags
+from modelyard.errors import BadInputError
+from modelyard.registry import CHALLENGER, CHAMPION, by_alias, promote, set_alias, stamp, version_for_run
+from modelyard.tracking import lineage_tags
 
 SERVING_PACKAGES = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
@@ -36,23 +36,23 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
             f"--model-name {params.model_name!r} is not the config's model {config.model_name!r}: "
             "the promotion lock would guard another model"
         )
-    evaluation = json.loads((work_dir / EVALUATION / "evaluation.json").read_text())
-    split_info = json.loads((work_dir / SPLITS / "split.json").read_text())
-    run_id, decision = evaluation["candidate_run_id"], evaluation["decision"]
+    evaluation = read_record(Evaluation, work_dir / EVALUATION / EVALUATION_FILE)
+    split_info = read_record(SplitSummary, work_dir / SPLITS / SPLIT_FILE)
+    run_id, decision = evaluation.candidate_run_id, evaluation.decision
     client = mlflow.MlflowClient()
     parent = client.get_run(params.run_id)
     tags = (
         lineage_tags()
         | {
-            f"{TAG}dataset": config.dataset,
-            f"{TAG}dataset_fingerprint": split_info["fingerprint"],
-            f"{TAG}config_hash": parent.data.tags.get(f"{TAG}config_hash", ""),
-            f"{TAG}pipeline_run_id": params.run_id,
-            f"{TAG}task": task_of(config),
-            f"{TAG}decision": decision,
-            f"{TAG}reasons": "; ".join(evaluation["reasons"]),
+            Tags.DATASET: config.dataset,
+            Tags.DATASET_FINGERPRINT: split_info.fingerprint,
+            Tags.CONFIG_HASH: parent.data.tags.get(Tags.CONFIG_HASH, ""),
+            Tags.PIPELINE_RUN_ID: params.run_id,
+            Tags.TASK: task_of(config),
+            Tags.DECISION: decision,
+            Tags.REASONS: "; ".join(evaluation.reasons),
         }
-        | {f"{TAG}test_{k}": f"{v:.4f}" for k, v in evaluation["metrics"].items()}
+        | {Tags.test_metric(k): f"{v:.4f}" for k, v in evaluation.metrics.items()}
     )
     registered = version_for_run(client, config.model_name, run_id)
     if registered is None:
@@ -67,10 +67,10 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
         )
         alerts.send(f"{config.model_name}: {note}")
     else:
-        note = f"v{registered.version} rejected: " + "; ".join(evaluation["reasons"])
+        note = f"v{registered.version} rejected: " + "; ".join(evaluation.reasons)
     print(note, file=sys.stderr)
     champion = by_alias(client, config.model_name, CHAMPION)
-    client.set_tag(params.run_id, f"{TAG}registered_version", str(registered.version))
+    client.set_tag(params.run_id, Tags.REGISTERED_VERSION, str(registered.version))
     return RegisterOutputs(
         version=str(registered.version),
         champion_version=str(champion.version) if champion else "",
@@ -83,13 +83,14 @@ def log_and_register(
 ) -> mlflow.entities.model_registry.ModelVersion:
     """Log the model, then create its version together with its tags: one call, one transaction, so
     no version ever exists without its lineage (a server dying in between leaves no version at all)."""
-    pipeline = load_candidate(run_id)
-    (train,) = read_splits(work_dir, "train")
+    pipeline = model.load_candidate(run_id)
+    (train,) = read_splits(work_dir / SPLITS, "train")
     features, _ = model.features_and_label(train, config.label, task_of(config))
     example = features.head(5)
     client = mlflow.MlflowClient()
     # The profile goes first: a registered version must never lack its reference data profile.
-    client.log_artifact(run_id, str(work_dir / SPLITS / "profile.json"), Path(PROFILE_PATH).parent.as_posix())
+    folder = Path(REFERENCE_PROFILE).parent.as_posix()
+    client.log_artifact(run_id, str(work_dir / SPLITS / PROFILE_FILE), folder)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.sklearn.log_model(
             pipeline,

@@ -9,32 +9,46 @@ import mlflow
 
 from modelyard.config import PipelineConfig, primary_of
 from modelyard.contract import SelectOutputs, SelectParams
+from modelyard.contract.records import CandidateResult, Tags
 from modelyard.errors import BadInputError
 from modelyard.tasks import better_first
-from modelyard.tracking import TAG
 
 
 def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
-    results = [json.loads(r) if isinstance(r, str) else r for r in json.loads(params.results)]
+    results = candidate_results(params.results)
     if not results:
         raise BadInputError("no candidate results to select from")
     metric = primary_of(PipelineConfig.model_validate_json(params.config))
 
-    def rank(r: dict) -> tuple[float, float, str]:
+    def rank(r: CandidateResult) -> tuple[float, float, str]:
         # Best validation score wins; a smaller train-validation gap breaks ties, then the name.
-        return better_first(metric, r["score"]), -_finite(r["gap"], 1e9), r["name"]
+        return better_first(metric, r.score), -_finite(r.gap, 1e9), r.name
 
     best = max(results, key=rank)
     print(f"  candidates by validation {metric.name}:", file=sys.stderr)
     for r in sorted(results, key=rank, reverse=True):
-        flag = "  OVERFIT" if r["overfit"] else ""
+        flag = "  OVERFIT" if r.overfit else ""
         mark = "*" if r is best else " "
-        print(f"  {mark} {r['name']:<50} val={r['score']:.4f} gap={r['gap']:+.4f}{flag}", file=sys.stderr)
+        print(f"  {mark} {r.name:<50} val={r.score:.4f} gap={r.gap:+.4f}{flag}", file=sys.stderr)
     client = mlflow.MlflowClient()
-    client.set_tag(params.run_id, f"{TAG}best_candidate", best["name"])
-    client.set_tag(params.run_id, f"{TAG}best_candidate_run_id", best["run_id"])
-    return SelectOutputs(candidate_run_id=best["run_id"])
+    client.set_tag(params.run_id, Tags.BEST_CANDIDATE, best.name)
+    client.set_tag(params.run_id, Tags.BEST_CANDIDATE_RUN_ID, best.run_id)
+    return SelectOutputs(candidate_run_id=best.run_id)
+
+
+def candidate_results(text: str) -> list[CandidateResult]:
+    """The JSON list of train results; Argo gives each element as JSON text, the local runner too."""
+    try:
+        items = json.loads(text)
+        return [
+            CandidateResult.model_validate_json(i)
+            if isinstance(i, str)
+            else CandidateResult.model_validate(i)
+            for i in items
+        ]
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise BadInputError(f"--results is not a JSON list of candidate results: {exc}") from exc
 
 
 def _finite(value: float, default: float) -> float:
-    return default if value is None or math.isnan(value) else value
+    return default if math.isnan(value) else value

@@ -13,14 +13,23 @@ from sklearn.model_selection import train_test_split
 
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs
+from modelyard.contract.records import (
+    PARTS,
+    PROFILE_FILE,
+    SPLIT_FILE,
+    SplitSummary,
+    Tags,
+    part_file,
+    rows_metric,
+    write_record,
+)
 from modelyard.data import load_dataset
 from modelyard.errors import BadInputError
 from modelyard.profile import is_numeric, profile_frame
 from modelyard.tasks import Task
-from modelyard.tracking import TAG, child_run
+from modelyard.tracking import child_run
 
 log = logging.getLogger(__name__)
-PARTS = ("train", "validation", "test")
 
 
 def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
@@ -38,23 +47,20 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
     out = work_dir / SPLITS
     out.mkdir(parents=True, exist_ok=True)
     for name, part in zip(PARTS, parts, strict=True):
-        part.to_parquet(out / f"{name}.parquet", index=False)
+        part.to_parquet(out / part_file(name), index=False)
     profile = profile_frame(frame, config.label, task_of(config))
-    summary = {"dataset": config.dataset, "fingerprint": digest, "rows": len(frame), "stratified": stratified}
-    summary |= {f"{name}_rows": len(part) for name, part in zip(PARTS, parts, strict=True)}
-    (out / "profile.json").write_text(json.dumps(profile, indent=1, sort_keys=True))
-    (out / "split.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    with child_run(params.run_id, "split", {f"{TAG}dataset_fingerprint": digest}):
+    sizes = {rows_metric(name): len(part) for name, part in zip(PARTS, parts, strict=True)}
+    summary = SplitSummary(
+        dataset=config.dataset, fingerprint=digest, rows=len(frame), stratified=stratified, **sizes
+    )
+    write_record(out / PROFILE_FILE, profile)
+    write_record(out / SPLIT_FILE, summary)
+    with child_run(params.run_id, "split", {Tags.DATASET_FINGERPRINT: digest}):
         mlflow.log_params({"dataset": config.dataset, "fingerprint": digest, "stratified": stratified})
-        mlflow.log_metrics({k: v for k, v in summary.items() if k.endswith("rows")})
-        mlflow.MlflowClient().set_tag(params.run_id, f"{TAG}dataset_fingerprint", digest)
-        mlflow.log_dict(profile, "profile.json")
+        mlflow.log_metrics({k: float(v) for k, v in ({"rows": len(frame)} | sizes).items()})
+        mlflow.MlflowClient().set_tag(params.run_id, Tags.DATASET_FINGERPRINT, digest)
+        mlflow.log_artifact(str(out / PROFILE_FILE))
     return SplitOutputs(fingerprint=digest, rows=len(frame))
-
-
-def read_splits(work_dir: Path, *parts: str) -> list[pd.DataFrame]:
-    """The split step's Parquet files, as the steps after it read them."""
-    return [pd.read_parquet(work_dir / SPLITS / f"{part}.parquet") for part in parts]
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,26 +1,22 @@
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 import mlflow
 
 from modelyard import model
 from modelyard.config import PipelineConfig, primary_of, task_of
-from modelyard.contract import TrainOutputs, TrainParams
-from modelyard.steps.split import read_splits
+from modelyard.contract import SPLITS, TrainOutputs, TrainParams
+from modelyard.contract.records import Candidate, CandidateResult, Tags, dump, load, read_splits
 from modelyard.tasks import worse_by
-from modelyard.tracking import TAG, child_run
-
-MODEL_ARTIFACT = "candidate/model.skops"
+from modelyard.tracking import child_run
 
 
 def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     config = PipelineConfig.model_validate_json(params.config)
-    candidate = model.Candidate.model_validate_json(params.candidate)
+    candidate = load(Candidate, params.candidate, "--candidate")
     task = task_of(config)
-    train_frame, validation_frame = read_splits(work_dir, "train", "validation")
+    train_frame, validation_frame = read_splits(work_dir / SPLITS, "train", "validation")
     features, labels = model.features_and_label(train_frame, config.label, task)
     pipeline = model.build_pipeline(candidate, task, features, config.seed).fit(features, labels)
     train_scores = model.score(task, pipeline, features, labels)
@@ -30,21 +26,20 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     # How much worse on unseen rows: a difference for scores, a share of the error for RMSE and MAE.
     gap = worse_by(metric, train_scores[metric.name], validation_scores[metric.name])
     overfit = gap > config.thresholds.overfit_gap
-    tags = {f"{TAG}candidate": candidate.name, f"{TAG}overfit": str(overfit).lower()}
-    with child_run(params.run_id, candidate.name, tags) as run, tempfile.TemporaryDirectory() as tmp:
+    tags = {Tags.CANDIDATE: candidate.name, Tags.OVERFIT: str(overfit).lower()}
+    with child_run(params.run_id, candidate.name, tags) as run:
         mlflow.log_params({"estimator": candidate.estimator} | candidate.params)
         mlflow.log_metrics(
             {f"train_{k}": v for k, v in train_scores.items()}
             | {f"val_{k}": v for k, v in validation_scores.items()}
             | {"train_val_gap": gap}
         )
-        model.save(pipeline, Path(tmp) / "model.skops")
-        mlflow.log_artifact(str(Path(tmp) / "model.skops"), Path(MODEL_ARTIFACT).parent.as_posix())
-    result = {
-        "name": candidate.name,
-        "run_id": run.info.run_id,
-        "score": validation_scores[metric.name],
-        "gap": gap,
-        "overfit": overfit,
-    }
-    return TrainOutputs(result=json.dumps(result))
+        model.log_candidate(pipeline)
+    result = CandidateResult(
+        name=candidate.name,
+        run_id=run.info.run_id,
+        score=validation_scores[metric.name],
+        gap=gap,
+        overfit=overfit,
+    )
+    return TrainOutputs(result=dump(result))

@@ -1,4 +1,5 @@
-"""The step contract: every step's parameters, artifacts, output parameters and exit codes.
+"""The step contract: every step's parameters, artifacts, output parameters, exit codes and
+run-time limits; `records` types what the artifacts and JSON outputs hold.
 
 This is the one place step knowledge lives. The CLI (`modelyard step ...`), the local runner, the
 Docker runner and the Argo templates are all derived from `STEPS`; none of them repeats a name.
@@ -10,11 +11,12 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
-from modelyard.config import MonitorThresholds, PipelineConfig, describe_errors, flat_fields
+from modelyard.config import ModelName, MonitorThresholds, PipelineConfig, describe_errors, flat_fields
+from modelyard.contract.records import Decision, RunStatus, ValidationStatus, Verdict
 from modelyard.errors import BadInputError, ExitCode
 
 # Where a container keeps its artifacts; Argo mounts each artifact at WORK_DIR/<artifact name>.
@@ -45,6 +47,24 @@ ARTIFACTS: Final[dict[str, str]] = {
 
 RETRYABLE: Final = (ExitCode.TRANSIENT,)
 STANDARD_EXITS: Final = (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.TRANSIENT)
+# An MLflow run id (hex); checked because registry and run searches are filters built from it.
+RunId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a step's container asks for and may use: Argo's requests/limits, `docker run --cpus/--memory`."""
+
+    cpu: float
+    cpu_limit: float
+    memory_mib: int
+    memory_limit_mib: int
+
+
+SMALL: Final = Resources(cpu=0.1, cpu_limit=1, memory_mib=256, memory_limit_mib=1024)
+LARGE: Final = Resources(cpu=0.5, cpu_limit=2, memory_mib=1024, memory_limit_mib=4096)
+DEADLINE: Final = 15 * 60  # seconds a step may run, unless it says otherwise
+RETRIES: Final = 3  # attempts after the first, on a retryable exit code only
 
 
 def kebab(name: str) -> str:
@@ -74,78 +94,76 @@ class StepParams(BaseModel):
 
 class PipelineStepParams(StepParams):
     config: str = Field(description="resolved pipeline config as JSON (the prepare step's output)")
-    run_id: str = Field(description="MLflow parent run id (the prepare step's output)")
+    run_id: RunId = Field(description="MLflow parent run id (the prepare step's output)")
+
+
+class PrepareParams(StepParams):
+    """The config text, plus one optional flag per flat pipeline setting (added below from the config)."""
+
+    config: str = Field("", description="pipeline config as YAML text; flags below override it")
 
 
 def _override_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, info in flat_fields().items():
-        optional = Annotated[info.annotation | None, BeforeValidator(_empty_is_none)]
+        optional = Annotated[info.annotation | None, BeforeValidator(_empty_is_none)]  # type: ignore[name-defined]
         fields[name] = (optional, Field(None, description=f"{info.description} (default from config)"))
     return fields
 
 
-PrepareParams = create_model(
-    "PrepareParams",
-    __base__=StepParams,
-    config=(str, Field("", description="pipeline config as YAML text; flags below override it")),
-    **_override_fields(),
-)
+if not TYPE_CHECKING:  # the overrides' names and types are the config's own; steps read them as a dict
+    PrepareParams = create_model("PrepareParams", __base__=PrepareParams, **_override_fields())
 
 
 class TrainParams(PipelineStepParams):
-    candidate: str = Field(description="one candidate as JSON: {name, estimator, params}")
+    candidate: str = Field(description="one candidate as JSON (records.Candidate)")
 
 
 class SelectParams(PipelineStepParams):
-    results: str = Field(description="JSON list of every train instance's result output")
+    results: str = Field(description="JSON list of every train instance's result (records.CandidateResult)")
 
 
 class EvaluateParams(PipelineStepParams):
-    candidate_run_id: str = Field(description="MLflow run of the selected candidate")
+    candidate_run_id: RunId = Field(description="MLflow run of the selected candidate")
 
 
 class RegisterParams(PipelineStepParams):
-    model_name: str = Field(
+    model_name: ModelName = Field(
         description="registered model name as prepare resolved it (the key of the per-model promotion lock)"
     )
 
 
 class FinishParams(StepParams):
     run_id: str = Field(
-        "", description="MLflow parent run id; empty when the pipeline failed before it existed"
+        "",
+        pattern=r"^([0-9a-f]{32})?$",
+        description="MLflow parent run id; empty when the pipeline failed before it existed",
     )
-    status: str = Field(description="pipeline status: Succeeded, Failed or Error")
+    status: RunStatus = Field(description="pipeline status")
     message: str = Field("", description="why the pipeline failed, if it did")
 
 
 class RollbackParams(StepParams):
-    model_name: str = Field(description="registered model name")
+    model_name: ModelName = Field(description="registered model name")
     reason: str = Field("manual rollback", description="why, recorded on the versions")
 
 
 MONITOR_EXPERIMENT: Final = "modelyard-monitoring"
 
-MonitorParams = create_model(
-    "MonitorParams",
-    __base__=StepParams,
-    dataset=(
-        str,
-        Field(description="batch of recent data: a dataset URI; with the label column, decay is checked too"),
-    ),
-    model_name=(
-        str,
-        Field(
-            PipelineConfig.model_fields["model_name"].default,
-            description="registered model whose champion is watched",
-        ),
-    ),
-    experiment=(str, Field(MONITOR_EXPERIMENT, description="MLflow experiment of the monitoring runs")),
-    **{
-        name: (info.annotation, Field(info.default, description=info.description))
-        for name, info in MonitorThresholds.model_fields.items()
-    },
-)
+
+class _MonitorTarget(StepParams):
+    dataset: str = Field(
+        description="batch of recent data: a dataset URI; with the label column, decay is checked too"
+    )
+    model_name: ModelName = Field(
+        PipelineConfig.model_fields["model_name"].default,
+        description="registered model whose champion is watched",
+    )
+    experiment: str = Field(MONITOR_EXPERIMENT, description="MLflow experiment of the monitoring runs")
+
+
+class MonitorParams(MonitorThresholds, _MonitorTarget):
+    """What to watch, then every monitoring threshold (the params are the thresholds)."""
 
 
 class PrepareOutputs(BaseModel):
@@ -162,11 +180,11 @@ class SplitOutputs(BaseModel):
 
 
 class ValidateOutputs(BaseModel):
-    status: str
+    status: ValidationStatus
 
 
 class TrainOutputs(BaseModel):
-    result: str
+    result: str  # records.CandidateResult as JSON
 
 
 class SelectOutputs(BaseModel):
@@ -174,17 +192,17 @@ class SelectOutputs(BaseModel):
 
 
 class EvaluateOutputs(BaseModel):
-    decision: str
+    decision: Decision
 
 
 class RegisterOutputs(BaseModel):
     version: str
     champion_version: str
-    decision: str
+    decision: Decision
 
 
 class FinishOutputs(BaseModel):
-    status: str
+    status: str  # the MLflow status the parent run was closed with, or why none was
 
 
 class RollbackOutputs(BaseModel):
@@ -193,7 +211,7 @@ class RollbackOutputs(BaseModel):
 
 
 class MonitorOutputs(BaseModel):
-    verdict: str  # ok, warn or retrain: what a scheduler branches on
+    verdict: Verdict  # what a scheduler branches on
     run_id: str
     dataset: str  # the batch, for a retraining run
     config: str  # the champion's training config with the batch as dataset, for a retraining run
@@ -211,6 +229,9 @@ class Step:
     inputs: tuple[str, ...] = ()
     produces: tuple[str, ...] = ()
     exit_codes: tuple[ExitCode, ...] = STANDARD_EXITS
+    resources: Resources = SMALL
+    deadline: int = DEADLINE  # seconds: Argo's activeDeadlineSeconds, the Docker runner's timeout
+    retries: int = RETRIES
 
     def load(self) -> Callable[[Any, Path], BaseModel]:
         module, attr = self.function.split(":")
@@ -239,6 +260,7 @@ STEPS: Final[dict[str, Step]] = {
             PipelineStepParams,
             SplitOutputs,
             produces=(SPLITS,),
+            resources=LARGE,
         ),
         _step(
             "validate",
@@ -247,6 +269,7 @@ STEPS: Final[dict[str, Step]] = {
             ValidateOutputs,
             inputs=(SPLITS,),
             produces=(VALIDATION,),
+            resources=LARGE,
         ),
         _step(
             "train",
@@ -254,6 +277,8 @@ STEPS: Final[dict[str, Step]] = {
             TrainParams,
             TrainOutputs,
             inputs=(SPLITS,),
+            resources=LARGE,
+            deadline=60 * 60,
         ),
         _step("select", "Pick the candidate with the best validation score.", SelectParams, SelectOutputs),
         _step(
@@ -263,6 +288,8 @@ STEPS: Final[dict[str, Step]] = {
             EvaluateOutputs,
             inputs=(SPLITS,),
             produces=(EVALUATION,),
+            resources=LARGE,
+            deadline=30 * 60,
         ),
         _step(
             "register",
