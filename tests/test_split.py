@@ -107,3 +107,17 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
             for_task(load_config("search_space: {random_forest: {max_dept: [3]}}"), "regression")
         )
     assert load_config("", {"min_accuracy": 0.9, "seed": None}).thresholds.min_accuracy == 0.9
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "it's", "-lead", "x" * 201])
+def test_a_model_name_mlflow_or_a_registry_filter_would_choke_on_is_refused_up_front(name: str) -> None:
+    with pytest.raises(BadInputError, match=r"model_name: .*is not a valid model name: use up to 200"):
+        load_config("", {"model_name": name})
+
+
+def test_search_space_values_are_bounded_when_the_config_is_read() -> None:
+    with pytest.raises(BadInputError, match=r"random_forest: n_estimators.0: .*less than or equal to 2000"):
+        load_config("search_space: {random_forest: {n_estimators: [100000000]}}")
+    with pytest.raises(BadInputError, match=r"ridge: alpha: .*at least 1 item"):
+        load_config("search_space: {ridge: {alpha: []}}")
+    assert load_config("search_space: {random_forest: {max_depth: [null, 5]}}").search_space

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 from pydantic.dataclasses import dataclass
 
+from modelyard.config import describe_errors
 from modelyard.errors import BadInputError
 from modelyard.tasks import Task
 
@@ -311,7 +312,7 @@ def read_record(kind: type[R], path: Path) -> R:
             f"{path} is missing: pass the artifact the step before this one produced"
         ) from exc
     except ValidationError as exc:
-        raise BadInputError(f"{path} is not a valid {kind.__name__}: {exc}") from exc
+        raise BadInputError(f"{path} is not a valid {kind.__name__}: {describe_errors(exc)}") from exc
 
 
 def dump(record: BaseModel) -> str:
@@ -323,4 +324,4 @@ def load(kind: type[R], text: str, what: str) -> R:
     try:
         return kind.model_validate_json(text)
     except ValidationError as exc:
-        raise BadInputError(f"{what} is not a valid {kind.__name__}: {exc}") from exc
+        raise BadInputError(f"{what} is not a valid {kind.__name__}: {describe_errors(exc)}") from exc

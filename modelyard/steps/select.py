@@ -9,7 +9,7 @@ import mlflow
 
 from modelyard.config import PipelineConfig, primary_of
 from modelyard.contract import SelectOutputs, SelectParams
-from modelyard.contract.records import CandidateResult, Tags
+from modelyard.contract.records import CandidateResult, Tags, load
 from modelyard.errors import BadInputError
 from modelyard.tasks import better_first
 
@@ -40,14 +40,11 @@ def candidate_results(text: str) -> list[CandidateResult]:
     """The JSON list of train results; Argo gives each element as JSON text, the local runner too."""
     try:
         items = json.loads(text)
-        return [
-            CandidateResult.model_validate_json(i)
-            if isinstance(i, str)
-            else CandidateResult.model_validate(i)
-            for i in items
-        ]
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise BadInputError(f"--results is not a JSON list of candidate results: {exc}") from exc
+    except ValueError as exc:
+        raise BadInputError(f"--results is not JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise BadInputError("--results is not a JSON list of candidate results")
+    return [load(CandidateResult, i if isinstance(i, str) else json.dumps(i), "--results") for i in items]
 
 
 def _finite(value: float, default: float) -> float:
