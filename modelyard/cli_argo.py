@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
@@ -91,7 +90,7 @@ def _server_url(server: str, secure: bool) -> str:
 @_param_options
 @click.option("--image", help="Trainer image [default: the template's].")
 @click.option("--tracking-uri", help="MLflow URL as seen from the pods [default: the template's].")
-@click.option("--wait", is_flag=True, help="Poll until the workflow ends; show its status and outputs.")
+@click.option("--wait", is_flag=True, help="Wait until the workflow ends; show its status and outputs.")
 @click.option("--poll-seconds", type=click.IntRange(1), default=5, show_default=True)
 def submit_command(
     argo_server: str,
@@ -168,20 +167,29 @@ def _call(request: Any, template: str, namespace: str, host: str) -> Any:
 
 
 def _wait(service: Any, name: str, namespace: str, poll_seconds: int, host: str) -> None:
-    last = None
-    while True:
-        workflow = _call(lambda: service.get_workflow(name, namespace=namespace), name, namespace, host)
-        status = workflow.status
-        phase = (status.phase if status else None) or "Pending"
-        line = f"{phase} {status.progress or ''}".strip() if status else phase
-        if line != last:
-            click.echo(f"{name}: {line}")
-            last = line
-        if phase in DONE:
-            break
-        time.sleep(poll_seconds)
-    outputs = status.outputs.parameters if status and status.outputs else None
-    for param in outputs or []:
+    from hera.workflows import Workflow
+
+    click.echo(f"waiting for {name} ...")
+    watched = Workflow(name=name, namespace=namespace, workflows_service=service)
+    workflow = _call(lambda: _until_done(watched, poll_seconds), name, namespace, host)
+    status = workflow.status
+    click.echo(f"{name}: {status.phase} {status.progress or ''}".rstrip())
+    for param in (status.outputs.parameters if status.outputs else None) or []:
         click.echo(f"  {param.name}: {param.value}")
-    if phase != "Succeeded":
-        raise ModelyardError(f"workflow {name} {phase}: {status.message or 'see argo get -n ' + namespace}")
+    if status.phase != "Succeeded":
+        raise ModelyardError(
+            f"workflow {name} {status.phase}: {status.message or 'see argo get -n ' + namespace}"
+        )
+
+
+def _until_done(watched: Any, poll_seconds: int) -> Any:
+    """Hera's Workflow.wait, called again when it returns early: it polls only while the phase is
+    Running (a queued workflow is Pending) and asserts a phase is set (none before the controller
+    has seen the workflow, hera#721)."""
+    while True:
+        try:
+            workflow = watched.wait(poll_interval=poll_seconds)
+        except (AssertionError, KeyError):  # no phase yet (KeyError under python -O)
+            continue
+        if workflow.status.phase in DONE:
+            return workflow

@@ -197,7 +197,8 @@ class Expectations(_Strict):
 
 class PipelineConfig(_Strict):
     dataset: str = Field(
-        "iris", description="dataset URI: iris, wine, breast_cancer, a CSV/Parquet path or s3://bucket/key"
+        "iris",
+        description="dataset URI: iris, wine, breast_cancer, diabetes, a CSV/Parquet file, a directory of Parquet files or s3://bucket/key",
     )
     label: str = Field("target", description="label column")
     model_name: ModelName = Field("modelyard-demo", description="registered model name")

@@ -1,4 +1,5 @@
-"""Dataset URIs to DataFrames: scikit-learn's bundled sets, local CSV/Parquet files, s3:// objects."""
+"""Dataset URIs to DataFrames: scikit-learn's bundled sets, local CSV/Parquet files, s3:// objects, and
+local directories of Parquet files (partitioned as pandas or Spark write them; `col=value/` are columns)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import pandas as pd
 
 from modelyard.errors import BadInputError, TransientError
 
+if TYPE_CHECKING:
+    from minio import Minio
+
 BUILTIN_LABEL = "target"
-SUFFIXES = (".csv", ".parquet", ".pq")
+PARQUET = (".parquet", ".pq")
+SUFFIXES = (".csv", *PARQUET)
 
 
 def _builtin(loader_name: str) -> Callable[[], pd.DataFrame]:
@@ -67,11 +73,14 @@ def _require(column: str | None, columns: list[str], shown_as: str) -> None:
 
 
 def _read_file(path: Path, shown_as: str, column: str | None = None) -> pd.DataFrame:
+    if path.is_dir():
+        return _read_parquet_dir(path, shown_as, column)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         names = ", ".join(BUILTINS)
         raise BadInputError(
-            f"unknown dataset {shown_as!r}: expected one of {names}, a .csv/.parquet file or s3://bucket/key"
+            f"unknown dataset {shown_as!r}: expected one of {names}, a .csv/.parquet file, "
+            "a directory of Parquet files or s3://bucket/key"
         )
     if not path.is_file():
         raise BadInputError(f"dataset file not found: {shown_as}")
@@ -91,7 +100,39 @@ def _read_file(path: Path, shown_as: str, column: str | None = None) -> pd.DataF
     return frame
 
 
-def s3_client():  # -> minio.Minio
+def _has_parquet(directory: Path) -> bool:
+    """Whether pyarrow finds data below: .parquet/.pq files, not `.`/`_` names (Spark's .crc, _SUCCESS)."""
+    return any(
+        p.suffix.lower() in PARQUET
+        and not any(part.startswith((".", "_")) for part in p.relative_to(directory).parts)
+        for p in directory.rglob("*")
+    )
+
+
+def _read_parquet_dir(path: Path, shown_as: str, column: str | None) -> pd.DataFrame:
+    """A partitioned Parquet dataset as one frame; `col=value` partitions as plain, not category, columns."""
+    import pyarrow.parquet as pq
+
+    if not _has_parquet(path):
+        raise BadInputError(
+            f"dataset {shown_as} is a directory without Parquet files: give a .csv/.parquet file, "
+            f"a directory of Parquet files, {', '.join(BUILTINS)} or s3://bucket/key"
+        )
+    try:
+        dataset = pq.ParquetDataset(path)
+        _require(column, list(dataset.schema.names), shown_as)
+        frame = pd.read_parquet(path, columns=None if column is None else [column])
+    except BadInputError:
+        raise
+    except Exception as exc:  # pyarrow raises many types for a malformed dataset
+        raise BadInputError(f"cannot read dataset {shown_as}: {exc}") from exc
+    for name in dataset.partitioning.schema.names if dataset.partitioning else []:
+        if name in frame and isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(frame[name].cat.categories.dtype)
+    return frame
+
+
+def s3_client() -> Minio:
     """An S3 client from the standard AWS variables (AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL)."""
     from minio import Minio
 
