@@ -82,7 +82,7 @@ def test_a_local_pipeline_that_fails_alerts_with_its_mlflow_run(
     one_class = tmp_path / "one-class.csv"
     make_customers().assign(churn="no").to_csv(one_class, index=False)
     inputs = PrepareParams(dataset=str(one_class), label="churn", model_name="alerts").model_dump()
-    with pytest.raises(BadInputError):
+    with pytest.raises(BadInputError, match=r"only one label value \('no'\)"):
         run_pipeline(inputs, tmp_path / "runs", echo=lambda line: None)
     (text,) = hook.texts()
     assert text.startswith("modelyard: training run failed (MLflow run ")

@@ -184,7 +184,9 @@ def test_the_other_tasks_options_exit_2_and_register_nothing(
 ) -> None:
     done = modelyard("run", "--model-name", "refused", *args, cwd=project)
     assert done.returncode == 2, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("modelyard: error: ") and message in last, done.stderr
+    assert "Traceback" not in done.stderr
     assert client(project).search_model_versions("name='refused'") == []
 
 

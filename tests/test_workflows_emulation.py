@@ -101,6 +101,8 @@ class Emulator:
     scope: dict[str, str] = field(default_factory=dict)
     conditions: dict[str, bool] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
+    # The pod that failed the run: its name, exit code and last stderr line (the CLI's one-line error).
+    failure: PodFailed | None = None
 
     def __post_init__(self) -> None:
         self.templates = {t["name"]: t for t in self.doc["spec"]["templates"]}
@@ -153,7 +155,8 @@ class Emulator:
             if value is not None and "globalName" in p:
                 self.globals[f"workflow.outputs.parameters.{p['globalName']}"] = value
         if done.returncode != 0:
-            raise PodFailed(name, done.returncode)
+            lines = done.stderr.strip().splitlines()
+            raise PodFailed(name, done.returncode, lines[-1] if lines else "")
         for a in template.get("outputs", {}).get("artifacts", []):
             pod.artifacts[a["name"]] = self.local_path(workdir, a["path"])
             assert pod.artifacts[a["name"]].is_dir(), f"{name}: artifact {a['name']} missing"
@@ -229,7 +232,8 @@ class Emulator:
             template = self.templates[spec["entrypoint"]]
             (self.run_steps if "steps" in template else self.run_dag)(spec["entrypoint"])
         except PodFailed as exc:
-            status, failures = "Failed", [{"displayName": exc.args[0], "message": f"exit code {exc.args[1]}"}]
+            self.failure = exc
+            status, failures = "Failed", [{"displayName": exc.pod, "message": f"exit code {exc.exit_code}"}]
         self.globals |= {"workflow.status": status, "workflow.failures": json.dumps(failures)}
         if "onExit" in spec:
             self.run_pod(spec["onExit"], spec["onExit"], {}, {})
@@ -237,7 +241,9 @@ class Emulator:
 
 
 class PodFailed(Exception):
-    pass
+    def __init__(self, pod: str, exit_code: int, last_line: str) -> None:
+        super().__init__(pod, exit_code, last_line)
+        self.pod, self.exit_code, self.last_line = pod, exit_code, last_line
 
 
 SMALL_SEARCH = """\
@@ -313,6 +319,11 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
     params = {"config": SMALL_SEARCH, "dataset": str(one_class), "tracking-uri": tracking_uri}
     emulator, status = emulate(doc, tmp_path / "pods", params)
     assert status == "Failed"
+    failure = emulator.failure
+    assert failure is not None
+    # Bad input (exit 2, not retried), said in one line; a crash (exit 1) would fail here.
+    assert (failure.pod, failure.exit_code) == ("validate", 2), failure.args
+    assert failure.last_line.startswith("modelyard: error: data validation failed: "), failure.last_line
     uid = emulator.globals["workflow.uid"]
     (run,) = MlflowClient(tracking_uri).search_runs(
         [e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()],

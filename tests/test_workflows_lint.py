@@ -25,7 +25,7 @@ from modelyard.contract import (
     kebab,
 )
 from workflows.common import input_param, retry_expression
-from workflows.compile import MANIFEST_DIR
+from workflows.compile import MANIFEST_DIR, MANIFESTS
 
 REF = re.compile(r"{{\s*(.*?)\s*}}")
 WORKFLOW_VARS = {
@@ -36,11 +36,20 @@ WORKFLOW_VARS = {
     "workflow.failures",
 }
 ENV_NAMES = {ENV_TRACKING_URI, ENV_IMAGE, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID, "HOME"}
-TEMPLATES = ("train.yaml", "rollback.yaml")
 
 
 def load(name: str) -> dict[str, Any]:
     return yaml.safe_load((MANIFEST_DIR / name).read_text())
+
+
+def workflow_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    """The spec a workflow runs: a CronWorkflow's `workflowSpec`, a WorkflowTemplate's `spec`."""
+    return doc["spec"]["workflowSpec"] if doc["kind"] == "CronWorkflow" else doc["spec"]
+
+
+# Every emitted manifest that defines templates of its own goes through every check below; the
+# others only reference a WorkflowTemplate (test_every_manifest_defines_its_templates_or_references_one).
+TEMPLATES = tuple(name for name in sorted(MANIFESTS) if "templates" in workflow_spec(load(name)))
 
 
 def strings(node: Any) -> Iterator[str]:
@@ -82,7 +91,25 @@ def ancestors(tasks: dict[str, dict[str, Any]], name: str) -> set[str]:
 
 
 def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t for t in doc["spec"]["templates"] if "container" in t]
+    return [t for t in workflow_spec(doc)["templates"] if "container" in t]
+
+
+def invocations(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tasks of a DAG template or the steps of a steps template (its groups flattened)."""
+    return template.get("dag", {}).get("tasks", []) + [
+        step for group in template.get("steps", []) for step in group
+    ]
+
+
+def steps_before(template: dict[str, Any]) -> dict[str, set[str]]:
+    """For each step of a steps template, the steps of the groups before its own (whose outputs it may read)."""
+    before: dict[str, set[str]] = {}
+    done: set[str] = set()
+    for group in template.get("steps", []):
+        for step in group:
+            before[step["name"]] = set(done)
+        done |= {step["name"] for step in group}
+    return before
 
 
 def cli_step(name: str) -> click.Command:
@@ -96,18 +123,20 @@ def cli_step(name: str) -> click.Command:
 
 @pytest.mark.parametrize("filename", TEMPLATES)
 def test_every_referenced_template_exists(filename: str) -> None:
-    spec = load(filename)["spec"]
+    spec = workflow_spec(load(filename))
     templates = by_name(spec["templates"])
     assert spec["entrypoint"] in templates
     assert spec.get("onExit", spec["entrypoint"]) in templates
     for template in templates.values():
-        for task in template.get("dag", {}).get("tasks", []):
+        for task in invocations(template):
             assert task["template"] in templates, f"task {task['name']} -> missing {task['template']}"
 
 
 @pytest.mark.parametrize("filename", TEMPLATES)
 def test_dag_names_existing_tasks_and_has_no_cycles(filename: str) -> None:
-    for template in load(filename)["spec"]["templates"]:
+    for template in workflow_spec(load(filename))["templates"]:
+        names = [task["name"] for task in invocations(template)]
+        assert len(names) == len(set(names)), f"{template['name']}: a task or step name repeats: {names}"
         tasks = by_name(template.get("dag", {}).get("tasks"))
         for name, task in tasks.items():
             assert depends_on(task) <= set(tasks), f"{name} depends on an unknown task"
@@ -116,7 +145,7 @@ def test_dag_names_existing_tasks_and_has_no_cycles(filename: str) -> None:
 
 @pytest.mark.parametrize("filename", TEMPLATES)
 def test_every_reference_resolves(filename: str) -> None:
-    spec = load(filename)["spec"]
+    spec = workflow_spec(load(filename))
     params = {p["name"] for p in spec["arguments"]["parameters"]}
     templates = by_name(spec["templates"])
     global_outputs = {
@@ -136,9 +165,10 @@ def test_every_reference_resolves(filename: str) -> None:
         return True
 
     for tname, template in templates.items():
-        tasks = by_name(template.get("dag", {}).get("tasks"))
+        tasks = by_name(invocations(template))
+        earlier = steps_before(template)
         for name, task in tasks.items():
-            upstream = ancestors(tasks, name)
+            upstream = earlier[name] if "steps" in template else ancestors(tasks, name)
             for ref in refs(task):
                 where = f"{tname}.{name}"
                 if check_global(ref, where):
@@ -146,7 +176,10 @@ def test_every_reference_resolves(filename: str) -> None:
                 if ref == "item":
                     assert "withParam" in task or "withItems" in task, f"{where}: item outside a loop"
                     continue
-                match = re.fullmatch(r"tasks\.([\w-]+)\.outputs\.(parameters|artifacts)\.([\w-]+)", ref)
+                kind_of_call = "steps" if "steps" in template else "tasks"
+                match = re.fullmatch(
+                    rf"{kind_of_call}\.([\w-]+)\.outputs\.(parameters|artifacts)\.([\w-]+)", ref
+                )
                 assert match, f"{where}: unknown reference {ref}"
                 producer, kind, output = match.groups()
                 assert producer in upstream, f"{where}: reads {producer} without depending on it"
@@ -161,7 +194,7 @@ def test_every_reference_resolves(filename: str) -> None:
         own = {
             kind: set(by_name(template.get("inputs", {}).get(kind))) for kind in ("parameters", "artifacts")
         }
-        body = {k: v for k, v in template.items() if k not in ("dag", "inputs")}
+        body = {k: v for k, v in template.items() if k not in ("dag", "steps", "inputs")}
         for ref in refs(body) + refs(template.get("inputs", {})):
             if check_global(ref, tname):
                 continue
@@ -227,9 +260,14 @@ def test_every_attempt_of_a_step_may_run_its_whole_deadline_before_retries_run_o
 
 
 @pytest.mark.parametrize("filename", TEMPLATES)
+def test_workflow_has_a_deadline(filename: str) -> None:
+    spec = workflow_spec(load(filename))
+    assert int(spec.get("activeDeadlineSeconds", 0)) > 0, f"{filename}: no activeDeadlineSeconds"
+
+
+@pytest.mark.parametrize("filename", TEMPLATES)
 def test_workflow_spec_is_reliable_and_locked_down(filename: str) -> None:
-    spec = load(filename)["spec"]
-    assert spec["activeDeadlineSeconds"] > 0
+    spec = workflow_spec(load(filename))
     assert spec["podGC"]["strategy"]
     assert spec["ttlStrategy"]["secondsAfterSuccess"] > 0
     assert spec["serviceAccountName"]
@@ -284,7 +322,7 @@ def test_no_secrets_or_artifact_credentials_in_the_yaml() -> None:
         for word in ("accessKeySecret", "secretKeySecret", "secretKeyRef", "password", "token"):
             assert word not in text, f"{path.name} mentions {word}"
         doc = yaml.safe_load(text)
-        for template in doc["spec"].get("templates", []):
+        for template in workflow_spec(doc).get("templates", []):
             for source in template.get("container", {}).get("envFrom", []):
                 assert source["secretRef"]["optional"] is True
             # Artifacts name no bucket or keys: the cluster's default artifact repository holds them.
@@ -297,6 +335,15 @@ def artifacts(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from template.get(io, {}).get("artifacts", [])
     for task in template.get("dag", {}).get("tasks", []):
         yield from task.get("arguments", {}).get("artifacts", [])
+
+
+def test_every_manifest_defines_its_templates_or_references_one() -> None:
+    """No emitted manifest escapes the checks above: the ones without templates of their own run
+    a WorkflowTemplate that is itself emitted (and so checked)."""
+    assert {"train.yaml", "rollback.yaml", "monitor-cron.yaml"} <= set(TEMPLATES)
+    emitted = {load(name)["metadata"]["name"] for name in MANIFESTS}
+    for name in sorted(set(MANIFESTS) - set(TEMPLATES)):
+        assert workflow_spec(load(name))["workflowTemplateRef"]["name"] in emitted, name
 
 
 def test_cron_runs_the_training_template_with_known_parameters() -> None:
@@ -344,12 +391,15 @@ def test_argo_lint_accepts_the_chart_render(argo: str, scenario_name: str, tmp_p
 
 def test_argo_lint_rejects_a_broken_reference(argo: str, tmp_path: Path) -> None:
     doc = load("train.yaml")
-    doc["spec"]["templates"][0]["dag"]["tasks"][1]["template"] = "no-such-template"
+    dag = doc["spec"]["templates"][0]
+    task = dag["dag"]["tasks"][1]
+    task["template"] = "no-such-template"
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump(doc))
     linted = argo_lint(argo, broken)
-    assert linted.returncode != 0
-    assert "no-such-template" in linted.stdout + linted.stderr
+    assert linted.returncode != 0  # argo's own exit code, not modelyard's
+    problem = f"templates.{dag['name']}.tasks.{task['name']} template name 'no-such-template' undefined"
+    assert problem in linted.stdout, linted.stdout + linted.stderr
 
 
 def test_the_monitor_s_submit_step_gives_argo_s_init_container_a_writable_tmp() -> None:
