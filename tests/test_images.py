@@ -311,7 +311,7 @@ def test_the_docker_runner_gives_a_step_the_limits_its_contract_states(images: d
     name = f"modelyard-limits-{os.getpid()}"
     _docker("create", "--name", name, *limits(train), images["trainer"])
     try:
-        host = _inspect_container(name)["HostConfig"]
+        host = json.loads(_docker("inspect", name).stdout)[0]["HostConfig"]
     finally:
         _docker("rm", "-f", name, check=False)
     assert host["Memory"] == train.resources.memory_limit_mib * 2**20
