@@ -1,10 +1,13 @@
-"""MLflow plumbing shared by the steps: where to track, runs, transient-error detection."""
+"""MLflow plumbing shared by the steps: where to track, runs, locks, transient-error detection."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +16,15 @@ from typing import Any
 from modelyard import __version__
 from modelyard.contract import ENV_IMAGE, ENV_TRACKING_URI, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID
 from modelyard.contract.records import Tags
+from modelyard.errors import BadInputError
 
 LOCAL_DIR = Path(".modelyard")
+SQLITE = "sqlite:///"
+# MLflow 3's UI opens an experiment on its GenAI pages unless the experiment is tagged as classic
+# ML (the tag the UI's own "experiment type" selector sets) or the URL asks for that view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+RUNS_VIEW = "runs?workflowType=machine_learning"
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 # Bounded client retries: MLflow's defaults (7 retries, factor 2) wait minutes before failing.
 CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
@@ -28,21 +38,80 @@ CLIENT_DEFAULTS = {
 
 
 def embedded_uri(base: Path = LOCAL_DIR) -> str:
-    return f"sqlite:///{(base / 'mlflow.db').resolve()}"
+    return f"{SQLITE}{(base / 'mlflow.db').resolve()}"
+
+
+def resolve_uri(tracking_uri: str | None) -> str:
+    """The given URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store."""
+    return tracking_uri or os.environ.get(ENV_TRACKING_URI) or embedded_uri()
+
+
+def embedded_db(uri: str) -> Path | None:
+    """The database file of an embedded SQLite store; None for any other store."""
+    return Path(uri.removeprefix(SQLITE)) if uri.startswith(SQLITE) else None
 
 
 def configure(tracking_uri: str | None) -> str:
     """Point MLflow at the given URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store."""
     for name, value in CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    uri = tracking_uri or os.environ.get(ENV_TRACKING_URI) or embedded_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    uri = resolve_uri(tracking_uri)
+    if (db := embedded_db(uri)) is not None:
+        writable_dir(db.parent, "the MLflow store's directory")
+        db.parent.mkdir(parents=True, exist_ok=True)
     os.environ[ENV_TRACKING_URI] = uri  # inherited by worker processes
     import mlflow
 
     mlflow.set_tracking_uri(uri)
+    if db is not None:
+        _create_store_once(uri, db)
     return uri
+
+
+def _create_store_once(uri: str, db: Path) -> None:
+    """Open the embedded store under a lock: the first process creates the tables while the others
+    wait, since MLflow's migrations fail when two processes run them on one fresh database."""
+    from mlflow import MlflowClient
+
+    with file_lock(db.with_name(db.name + ".lock")):
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)  # the tracking store: creates and migrates the tables
+        client.search_registered_models(max_results=1)  # the registry store: finds them made
+
+
+def writable_dir(path: Path, what: str = "the work dir") -> None:
+    """Refuse a directory that cannot be written or created, before anything is created in it."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"{what} {path} cannot be created: {existing.absolute()} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "is" if existing == path else f"cannot be created: {existing.absolute()} is"
+        raise BadInputError(f"{what} {path} {where} not writable")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes of one machine; released when the holder exits, even by a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def lock_path(model_name: str, tracking_uri: str | None = None) -> Path:
+    """The lock file guarding the champion alias of one model of the store (default: the current
+    one): beside the embedded store's database, else in this machine's temp dir (a tracking
+    server's models are guarded only among the runs of one machine; Argo's mutex guards them in
+    the cluster)."""
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    if (db := embedded_db(uri)) is not None:
+        return db.parent / "locks" / f"{model_name}.lock"
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "modelyard-locks" / digest / f"{model_name}.lock"
 
 
 def experiment_id(name: str) -> str:
@@ -50,17 +119,33 @@ def experiment_id(name: str) -> str:
 
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        for key, value in EXPERIMENT_KIND.items():
+            if key not in experiment.tags:  # made before modelyard tagged its experiments
+                mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
-    uri = mlflow.get_tracking_uri()
     location = None
-    if uri.startswith("sqlite:///"):  # keep artifacts beside the embedded store, not in ./mlruns
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    if (db := embedded_db(mlflow.get_tracking_uri())) is not None:  # artifacts beside the store, not ./mlruns
+        location = (db.parent / "artifacts").resolve().as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except mlflow.exceptions.MlflowException as exc:  # another run created it a moment ago
         if exc.error_code != "RESOURCE_ALREADY_EXISTS" or not (made := mlflow.get_experiment_by_name(name)):
             raise
         return made.experiment_id
+
+
+def experiment_url(experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI: the tracking server's, else what `mlflow ui` serves."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_id}/{RUNS_VIEW}"
+
+
+def ui_command(tracking_uri: str, experiment_id: str) -> str:
+    """How to look at an embedded store's runs: the command, then the page to open."""
+    return f"mlflow ui --backend-store-uri {tracking_uri}  # then open {experiment_url(experiment_id)}"
 
 
 def run_url(run_id: str, experiment_id: str) -> str:
