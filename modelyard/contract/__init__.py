@@ -197,8 +197,9 @@ class EvaluateOutputs(BaseModel):
 
 class RegisterOutputs(BaseModel):
     version: str
-    champion_version: str
-    decision: Decision
+    champion_version: str  # the champion when this run's register step finished
+    decision: Decision  # what was done: a promotion refused because the champion moved is "reject"
+    note: str = ""  # what was done and why, in words
 
 
 class FinishOutputs(BaseModel):

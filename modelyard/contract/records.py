@@ -83,6 +83,7 @@ class Tags:
     BEST_CANDIDATE_RUN_ID: Final = PREFIX + "best_candidate_run_id"
     PIPELINE_RUN_ID: Final = PREFIX + "pipeline_run_id"
     REGISTERED_VERSION: Final = PREFIX + "registered_version"
+    NOTE: Final = PREFIX + "note"  # what register did and why, in words
     FAILURE: Final = PREFIX + "failure"
     STATUS: Final = PREFIX + "status"
     CODE_VERSION: Final = PREFIX + "code_version"
@@ -104,6 +105,10 @@ class Tags:
     def test_metric(metric: str) -> str:
         """A model version's recorded test score, which monitoring compares a batch's score with."""
         return f"{Tags.PREFIX}test_{metric}"
+
+
+# A candidate run's train minus validation score (`tasks.worse_by`); the parent run gets the winner's.
+GAP_METRIC: Final = "train_val_gap"
 
 
 def rows_metric(part: str) -> str:
@@ -240,6 +245,9 @@ class Evaluation(Record):
     """The evaluate step's verdict on the challenger, which register acts on."""
 
     candidate_run_id: str
+    candidate: str = ""  # the winner's name
+    overfit: bool = False  # the winner's train-validation gap exceeded overfit_gap
+    gap: float | None = None  # that gap (None: not recorded on the candidate run)
     metrics: dict[str, float]
     champion: ChampionScore | None
     gates: list[Gate]

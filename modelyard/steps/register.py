@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
 from modelyard import alerts, model
@@ -15,7 +16,9 @@ from modelyard.contract.records import (
     PROFILE_FILE,
     PROMOTE,
     REFERENCE_PROFILE,
+    REJECT,
     SPLIT_FILE,
+    Decision,
     Evaluation,
     SplitSummary,
     Tags,
@@ -24,7 +27,7 @@ from modelyard.contract.records import (
 )
 from modelyard.errors import BadInputError
 from modelyard.registry import CHALLENGER, CHAMPION, by_alias, promote, set_alias, stamp, version_for_run
-from modelyard.tracking import lineage_tags
+from modelyard.tracking import file_lock, lineage_tags, lock_path
 
 SERVING_PACKAGES = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
@@ -38,7 +41,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
         )
     evaluation = read_record(Evaluation, work_dir / EVALUATION / EVALUATION_FILE)
     split_info = read_record(SplitSummary, work_dir / SPLITS / SPLIT_FILE)
-    run_id, decision = evaluation.candidate_run_id, evaluation.decision
+    run_id = evaluation.candidate_run_id
     client = mlflow.MlflowClient()
     parent = client.get_run(params.run_id)
     tags = (
@@ -49,7 +52,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
             Tags.CONFIG_HASH: parent.data.tags.get(Tags.CONFIG_HASH, ""),
             Tags.PIPELINE_RUN_ID: params.run_id,
             Tags.TASK: task_of(config),
-            Tags.DECISION: decision,
+            Tags.DECISION: evaluation.decision,
             Tags.REASONS: "; ".join(evaluation.reasons),
         }
         | {Tags.test_metric(k): f"{v:.4f}" for k, v in evaluation.metrics.items()}
@@ -60,27 +63,55 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
     else:  # a retried step: finish what the failed attempt started
         stamp(client, registered, tags)
     set_alias(client, config.model_name, CHALLENGER, registered.version)
-    if decision == PROMOTE:
-        previous = promote(client, registered)
-        note = f"promoted v{registered.version} to {CHAMPION}" + (
-            f" (previous champion v{previous})" if previous else ""
-        )
-        alerts.send(f"{config.model_name}: {note}")
-    else:
-        note = f"v{registered.version} rejected: " + "; ".join(evaluation.reasons)
+    with file_lock(lock_path(config.model_name)):
+        decision, note = decide(client, registered, evaluation)
+        champion = by_alias(client, config.model_name, CHAMPION)
+    if decision != evaluation.decision:  # the version and the parent run record what was done
+        stamp(client, registered, {Tags.DECISION: decision, Tags.REASONS: note})
+        client.set_tag(params.run_id, Tags.DECISION, decision)
     print(note, file=sys.stderr)
-    champion = by_alias(client, config.model_name, CHAMPION)
+    if decision == PROMOTE:
+        alerts.send(f"{config.model_name}: {note}")
     client.set_tag(params.run_id, Tags.REGISTERED_VERSION, str(registered.version))
+    client.set_tag(params.run_id, Tags.NOTE, note)
     return RegisterOutputs(
         version=str(registered.version),
         champion_version=str(champion.version) if champion else "",
         decision=decision,
+        note=note,
     )
+
+
+def decide(
+    client: mlflow.MlflowClient, registered: ModelVersion, evaluation: Evaluation
+) -> tuple[Decision, str]:
+    """Promote only over the champion evaluate compared against (a compare-and-set; the caller
+    holds the model's lock): a champion that moved meanwhile was never compared with this model."""
+    if evaluation.decision != PROMOTE:
+        return REJECT, f"v{registered.version} rejected: " + "; ".join(evaluation.reasons)
+    current = by_alias(client, registered.name, CHAMPION)
+    now = str(current.version) if current else ""
+    compared = evaluation.champion.version if evaluation.champion else ""
+    if now == str(registered.version):  # a retried step: the failed attempt promoted it
+        return PROMOTE, f"promoted v{registered.version} to {CHAMPION}"
+    if now != compared:
+        return REJECT, (
+            f"the {CHAMPION} changed from {_named(compared)} to {_named(now)} while this run was evaluated; "
+            f"not promoted: rerun to compare with {_named(now)}"
+        )
+    previous = promote(client, registered)
+    return PROMOTE, f"promoted v{registered.version} to {CHAMPION}" + (
+        f" (previous champion v{previous})" if previous else ""
+    )
+
+
+def _named(version: str) -> str:
+    return f"v{version}" if version else "none"
 
 
 def log_and_register(
     config: PipelineConfig, run_id: str, work_dir: Path, tags: dict[str, str]
-) -> mlflow.entities.model_registry.ModelVersion:
+) -> ModelVersion:
     """Log the model, then create its version together with its tags: one call, one transaction, so
     no version ever exists without its lineage (a server dying in between leaves no version at all)."""
     pipeline = model.load_candidate(run_id)

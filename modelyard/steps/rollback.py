@@ -7,10 +7,12 @@ import mlflow
 
 from modelyard import alerts, registry
 from modelyard.contract import RollbackOutputs, RollbackParams
+from modelyard.tracking import file_lock, lock_path
 
 
 def rollback(params: RollbackParams, work_dir: Path) -> RollbackOutputs:
-    restored, demoted = registry.rollback(mlflow.MlflowClient(), params.model_name, params.reason)
+    with file_lock(lock_path(params.model_name)):  # the lock register promotes under
+        restored, demoted = registry.rollback(mlflow.MlflowClient(), params.model_name, params.reason)
     print(
         f"{params.model_name}: champion moved back from v{demoted} to v{restored} ({params.reason})",
         file=sys.stderr,
