@@ -29,7 +29,7 @@ from modelyard.contract import (
     parse_params,
 )
 from modelyard.contract.records import PROMOTE, RETRAIN
-from modelyard.errors import ExitCode, ModelyardError, RejectedError
+from modelyard.errors import BadInputError, ExitCode, ModelyardError, RejectedError
 
 
 class Cli(click.Group):
@@ -124,7 +124,30 @@ def main(verbose: bool) -> None:
         logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
-@main.command()
+class RefusesEmptyValues(click.Command):
+    """A command where an explicitly empty value (`--model-name ""`) is a mistake, not "the
+    default": refused before anything runs. (Step commands take "" as unset: Argo passes that.)"""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if flag := empty_flag(self, args):
+            raise BadInputError(f"{flag} is empty: give it a value or leave the flag out")
+        return super().parse_args(ctx, args)
+
+
+def empty_flag(command: click.Command, args: list[str]) -> str | None:
+    """The first option given an empty value (`--name ""` or `--name=`), before click converts it
+    (click turns an empty path into ".")."""
+    takes_value = {o for p in command.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+    for token, following in zip(args, [*args[1:], None], strict=False):
+        if token == "--":
+            break
+        name, equals, value = token.partition("=")
+        if name in takes_value and (not value if equals else following == ""):
+            return name
+    return None
+
+
+@main.command(cls=RefusesEmptyValues)
 @options_from(PrepareParams, skip=("config",))
 @click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="YAML config file; flags override it."
@@ -149,11 +172,12 @@ def run(
     from modelyard.config import read_config_file
     from modelyard.runner.local import run_pipeline
     from modelyard.runner.summary import summarize
-    from modelyard.tracking import configure
+    from modelyard.tracking import configure, writable_dir
 
     text = read_config_file(config_file)
     inputs = parse_params(PrepareParams, {"config": text, **overrides}).model_dump()  # fail before any run
-    uri = configure(tracking_uri)
+    writable_dir(work_dir)
+    uri = configure(tracking_uri)  # creates the embedded store: every check comes before
     if image:
         from modelyard.runner.docker import DockerExecutor
 
