@@ -115,6 +115,9 @@ class Thresholds(DriftLimits):
         ge=0,
         description="train minus validation score that flags overfitting (for RMSE/MAE: a share of the validation error)",
     )
+    reject_overfit: bool = Field(
+        False, description="quality gate: reject a winner flagged as overfitting (default: only report it)"
+    )
     min_accuracy: float | None = _for_task(
         "classification", "min_accuracy", "quality gate: lowest test accuracy", ge=0, le=1
     )

@@ -2,39 +2,48 @@
 
 from __future__ import annotations
 
-import json
-
 from mlflow import MlflowClient
 
 from modelyard.contract import EVALUATION
-from modelyard.registry import CHALLENGER, CHAMPION, by_alias
+from modelyard.contract.records import EVALUATION_FILE, Evaluation, read_record
+from modelyard.registry import CHALLENGER, CHAMPION
 from modelyard.runner.local import PipelineRun
+from modelyard.tracking import embedded_db, experiment_url, ui_command
 
 
 def summarize(run: PipelineRun, model_name: str, tracking_uri: str) -> str:
-    evaluation = json.loads((run.work_dir / EVALUATION / "evaluation.json").read_text())
+    evaluation = read_record(Evaluation, run.work_dir / EVALUATION / EVALUATION_FILE)
     registered = run.outputs["register"]
-    client = MlflowClient()
-    aliases = {a: by_alias(client, model_name, a) for a in (CHAMPION, CHALLENGER)}
-    champion = evaluation["champion"]
-    rows = [("decision", registered.decision.upper()), ("registered", f"{model_name} v{registered.version}")]
-    rows += [(f"@{a}", f"v{v.version}" if v else "-") for a, v in aliases.items()]
-    for metric, value in evaluation["metrics"].items():
-        before = champion["metrics"][metric] if champion and champion.get("metrics") else None
-        rows.append(
-            (
-                f"test {metric}",
-                f"{value:.4f}"
-                + (f"  (champion v{champion['version']}: {before:.4f})" if before is not None else ""),
-            )
-        )
-    rows += [
-        ("gate " + g["name"], ("pass  " if g["passed"] else "FAIL  ") + g["detail"])
-        for g in evaluation["gates"]
+    # The aliases as this run's register step left them, under the model's lock: what it did, even
+    # when another run moves them a moment later.
+    rows = [
+        ("decision", registered.decision.upper()),
+        ("registered", f"{model_name} v{registered.version}"),
+        (f"@{CHAMPION}", f"v{registered.champion_version}" if registered.champion_version else "-"),
+        (f"@{CHALLENGER}", f"v{registered.version}"),
+        ("note", registered.note),
+        ("winner", winner(evaluation)),
     ]
+    champion = evaluation.champion
+    for metric, value in evaluation.metrics.items():
+        before = champion.metrics.get(metric) if champion and champion.metrics else None
+        versus = f"  (champion v{champion.version}: {before:.4f})" if champion and before is not None else ""
+        rows.append((f"test {metric}", f"{value:.4f}{versus}"))
+    rows += [("gate " + g.name, ("pass  " if g.passed else "FAIL  ") + g.detail) for g in evaluation.gates]
     rows += [("time " + name, f"{seconds:.1f}s") for name, seconds in run.timings.items()]
     rows.append(("MLflow run", run.outputs["prepare"].run_url or run.run_id))
-    if tracking_uri.startswith("sqlite:///"):
-        rows.append(("look at it", f"mlflow ui --backend-store-uri {tracking_uri}"))
+    experiment = MlflowClient().get_run(run.run_id).info.experiment_id
+    if embedded_db(tracking_uri) is not None:
+        rows.append(("look at it", ui_command(tracking_uri, experiment)))
+    else:
+        rows.append(("MLflow runs", experiment_url(experiment)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def winner(evaluation: Evaluation) -> str:
+    """The selected candidate and its train-validation gap, flagged OVERFIT when it overfits."""
+    gap = f"  gap {evaluation.gap:+.4f}" if evaluation.gap is not None else ""
+    return f"{evaluation.candidate or evaluation.candidate_run_id}{gap}" + (
+        "  OVERFIT" if evaluation.overfit else ""
+    )

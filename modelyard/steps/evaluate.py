@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, RunTag
 
 from modelyard import model
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import EVALUATION, SPLITS, EvaluateOutputs, EvaluateParams
 from modelyard.contract.records import (
     EVALUATION_FILE,
+    GAP_METRIC,
     PROMOTE,
     REJECT,
     ChampionScore,
@@ -35,13 +38,18 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     (test,) = read_splits(work_dir / SPLITS, "test")
     features, labels = model.features_and_label(test, config.label, task)
     challenger = model.load_candidate(params.candidate_run_id)
+    name, overfit, gap = winner_fit(params.candidate_run_id)
     scores = model.score(task, challenger, features, labels)
     champion = score_champion(config.model_name, task, features, labels)
-    gates = absolute_gates(scores, config) + champion_gates(scores, champion, config)
+    gates = absolute_gates(scores, config) + overfit_gates(overfit, gap, config)
+    gates += champion_gates(scores, champion, config)
     failed = [g.detail for g in gates if not g.passed]
     decision = REJECT if failed else PROMOTE
     result = Evaluation(
         candidate_run_id=params.candidate_run_id,
+        candidate=name,
+        overfit=overfit,
+        gap=gap,
         metrics=scores,
         champion=champion,
         gates=gates,
@@ -51,19 +59,53 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     out = work_dir / EVALUATION
     write_record(out / EVALUATION_FILE, result)
     PLOTS[task](challenger, features, labels, out)
+    test_metrics = {f"test_{k}": v for k, v in scores.items() if not math.isnan(v)}
     with child_run(params.run_id, "evaluate", {Tags.DECISION: decision}):
-        mlflow.log_metrics({f"test_{k}": v for k, v in scores.items() if not math.isnan(v)})
+        mlflow.log_metrics(test_metrics)
         mlflow.log_artifacts(str(out), EVALUATION)
-    mlflow.MlflowClient().set_tag(params.run_id, Tags.DECISION, decision)
+    record_on_parent(params.run_id, result, test_metrics)
     return EvaluateOutputs(decision=decision)
+
+
+def winner_fit(candidate_run_id: str) -> tuple[str, bool, float | None]:
+    """The selected candidate's name, overfitting flag and train-validation gap, as train logged them."""
+    run = mlflow.MlflowClient().get_run(candidate_run_id)
+    gap = run.data.metrics.get(GAP_METRIC)
+    return run.data.tags.get(Tags.CANDIDATE, ""), run.data.tags.get(Tags.OVERFIT) == "true", gap
+
+
+def overfit_gates(overfit: bool, gap: float | None, config: PipelineConfig) -> list[Gate]:
+    """The optional gate `reject_overfit`: the winner's gap must not exceed `overfit_gap`."""
+    if not config.thresholds.reject_overfit:
+        return []
+    limit = config.thresholds.overfit_gap
+    shown = "unknown" if gap is None else f"{gap:+.4f}"
+    detail = f"train-validation gap {shown} {'>' if overfit else '<='} overfit_gap {limit}"
+    return [Gate(name="reject_overfit", passed=not overfit, detail=detail)]
+
+
+def record_on_parent(run_id: str, result: Evaluation, test_metrics: dict[str, float]) -> None:
+    """The parent run shows the outcome: test metrics, the decision, the winner and its overfitting."""
+    client = mlflow.MlflowClient()
+    metrics = test_metrics | ({GAP_METRIC: result.gap} if result.gap is not None else {})
+    tags = {
+        Tags.DECISION: result.decision,
+        Tags.REASONS: "; ".join(result.reasons),
+        Tags.OVERFIT: str(result.overfit).lower(),
+    }
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in metrics.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
 
 
 def score_champion(name: str, task: Task, features: pd.DataFrame, labels: pd.Series) -> ChampionScore | None:
     version = by_alias(mlflow.MlflowClient(), name, CHAMPION)
     if version is None:
         return None
-    try:
-        champion = mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    try:  # by version: the alias may move while this step runs
+        champion = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
         return ChampionScore(
             version=str(version.version), metrics=model.score(task, champion, features, labels)
         )

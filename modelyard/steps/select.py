@@ -4,6 +4,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Final
 
 import mlflow
 
@@ -11,7 +12,10 @@ from modelyard.config import PipelineConfig, primary_of
 from modelyard.contract import SelectOutputs, SelectParams
 from modelyard.contract.records import CandidateResult, Tags, load
 from modelyard.errors import BadInputError
-from modelyard.tasks import better_first
+from modelyard.tasks import MetricSpec, better_first
+
+# Validation scores this close are a tie: the difference is noise, not a better model.
+TIE: Final = 1e-4
 
 
 def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
@@ -19,14 +23,9 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
     if not results:
         raise BadInputError("no candidate results to select from")
     metric = primary_of(PipelineConfig.model_validate_json(params.config))
-
-    def rank(r: CandidateResult) -> tuple[float, float, str]:
-        # Best validation score wins; a smaller train-validation gap breaks ties, then the name.
-        return better_first(metric, r.score), -_finite(r.gap, 1e9), r.name
-
-    best = max(results, key=rank)
+    best = pick(results, metric)
     print(f"  candidates by validation {metric.name}:", file=sys.stderr)
-    for r in sorted(results, key=rank, reverse=True):
+    for r in sorted(results, key=lambda r: better_first(metric, r.score), reverse=True):
         flag = "  OVERFIT" if r.overfit else ""
         mark = "*" if r is best else " "
         print(f"  {mark} {r.name:<50} val={r.score:.4f} gap={r.gap:+.4f}{flag}", file=sys.stderr)
@@ -34,6 +33,14 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
     client.set_tag(params.run_id, Tags.BEST_CANDIDATE, best.name)
     client.set_tag(params.run_id, Tags.BEST_CANDIDATE_RUN_ID, best.run_id)
     return SelectOutputs(candidate_run_id=best.run_id)
+
+
+def pick(results: list[CandidateResult], metric: MetricSpec) -> CandidateResult:
+    """The best validation score; among scores within TIE of it, one that does not overfit, then the
+    better score, the smaller train-validation gap, the name."""
+    top = max(better_first(metric, r.score) for r in results)
+    tied = [r for r in results if top - better_first(metric, r.score) <= TIE]
+    return min(tied, key=lambda r: (r.overfit, -better_first(metric, r.score), _finite(r.gap, 1e9), r.name))
 
 
 def candidate_results(text: str) -> list[CandidateResult]:

@@ -7,7 +7,7 @@ import mlflow
 from modelyard import model
 from modelyard.config import PipelineConfig, primary_of, task_of
 from modelyard.contract import SPLITS, TrainOutputs, TrainParams
-from modelyard.contract.records import Candidate, CandidateResult, Tags, dump, load, read_splits
+from modelyard.contract.records import GAP_METRIC, Candidate, CandidateResult, Tags, dump, load, read_splits
 from modelyard.tasks import worse_by
 from modelyard.tracking import child_run
 
@@ -32,7 +32,7 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
         mlflow.log_metrics(
             {f"train_{k}": v for k, v in train_scores.items()}
             | {f"val_{k}": v for k, v in validation_scores.items()}
-            | {"train_val_gap": gap}
+            | {GAP_METRIC: gap}
         )
         model.log_candidate(pipeline)
     result = CandidateResult(
