@@ -29,7 +29,15 @@ from modelyard.contract import (
     parse_params,
 )
 from modelyard.contract.records import PROMOTE, RETRAIN
-from modelyard.errors import ExitCode, ModelyardError, RejectedError
+from modelyard.errors import (
+    ExitCode,
+    Interrupted,
+    ModelyardError,
+    RejectedError,
+    is_transient,
+    stop_signals_raise,
+    transient_message,
+)
 
 
 class Cli(click.Group):
@@ -40,11 +48,11 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except ModelyardError as exc:
             _fail(ctx, exc.exit_code, str(exc))
+        except Interrupted as exc:  # what was open is closed by now: the finally blocks ran
+            _fail(ctx, ExitCode(exc.exit_code), str(exc))
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            from modelyard.tracking import is_transient, transient_message
-
             if not is_transient(exc):
                 raise
             _fail(ctx, ExitCode.TRANSIENT, transient_message(exc))
@@ -117,6 +125,7 @@ tracking_option = click.option(
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs.")
 def main(verbose: bool) -> None:
     """ML training pipelines built the way DevOps engineers ship software."""
+    stop_signals_raise()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

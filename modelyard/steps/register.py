@@ -22,7 +22,7 @@ from modelyard.contract.records import (
     read_record,
     read_splits,
 )
-from modelyard.errors import BadInputError
+from modelyard.errors import BadInputError, deferred_signals
 from modelyard.registry import CHALLENGER, CHAMPION, by_alias, promote, set_alias, stamp, version_for_run
 from modelyard.tracking import lineage_tags
 
@@ -54,14 +54,16 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
         }
         | {Tags.test_metric(k): f"{v:.4f}" for k, v in evaluation.metrics.items()}
     )
-    registered = version_for_run(client, config.model_name, run_id)
-    if registered is None:
-        registered = log_and_register(config, run_id, work_dir, tags)
-    else:  # a retried step: finish what the failed attempt started
-        stamp(client, registered, tags)
-    set_alias(client, config.model_name, CHALLENGER, registered.version)
+    # A stop signal waits until the new version has its aliases: never a version half-registered.
+    with deferred_signals():
+        registered = version_for_run(client, config.model_name, run_id)
+        if registered is None:
+            registered = log_and_register(config, run_id, work_dir, tags)
+        else:  # a retried step: finish what the failed attempt started
+            stamp(client, registered, tags)
+        set_alias(client, config.model_name, CHALLENGER, registered.version)
+        previous = promote(client, registered) if decision == PROMOTE else None
     if decision == PROMOTE:
-        previous = promote(client, registered)
         note = f"promoted v{registered.version} to {CHAMPION}" + (
             f" (previous champion v{previous})" if previous else ""
         )
