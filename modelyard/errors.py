@@ -63,6 +63,9 @@ class Interrupted(BaseException):
         self.signum = signum
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
+    def __reduce__(self) -> tuple[type[Interrupted], tuple[int]]:  # from a worker process to its parent
+        return Interrupted, (self.signum,)
+
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them

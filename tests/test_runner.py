@@ -37,6 +37,8 @@ def fake_train(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
             raise requests.ConnectionError(f"{name}: connection refused")
         case "die":
             os.kill(os.getpid(), signal.SIGKILL)
+        case "stopped":  # as the Docker runner reports a step container stopped from outside
+            raise Interrupted(signal.SIGTERM)
     result = CandidateResult(name=name, run_id="0" * 32, score=args["score"], gap=0.0, overfit=False)
     return TrainOutputs(result=dump(result))
 
@@ -155,3 +157,11 @@ def test_a_stop_signal_cancels_queued_and_stops_running_candidates(tmp_path: Pat
     assert not alive(tmp_path, "a") and not alive(tmp_path, "b")
     assert not (tmp_path / "c.pid").exists()
     assert lines[-3:] == ["train: cancelled 1 queued", "train: stopped 1 a", "train: stopped 2 b"]
+
+
+def test_a_step_stopped_from_outside_stops_the_fan_out_as_a_signal_would(tmp_path: Path) -> None:
+    runner, _ = fan_out(tmp_path)
+    with pytest.raises(Interrupted) as stopped:
+        runner.run(calls({"name": "other", "seconds": 60}, {"name": "killed", "fail": "stopped"}), workers=2)
+    assert stopped.value.exit_code == 143
+    assert not alive(tmp_path, "other")
