@@ -10,7 +10,7 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import click
 from pydantic import BaseModel
@@ -49,7 +49,7 @@ class Cli(click.Group):
         except ModelyardError as exc:
             _fail(ctx, exc.exit_code, str(exc))
         except Interrupted as exc:  # what was open is closed by now: the finally blocks ran
-            _fail(ctx, ExitCode(exc.exit_code), str(exc))
+            _stopped(exc)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
@@ -63,10 +63,24 @@ TERMINATION_LOG = Path("/dev/termination-log")
 
 
 def _fail(ctx: click.Context, code: ExitCode, message: str) -> None:
+    _last_words(message)
+    ctx.exit(int(code))
+
+
+def _last_words(message: str) -> None:
     click.echo(f"modelyard: error: {message}", err=True)
     if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
         TERMINATION_LOG.write_text(message[:4000])  # the kubelet keeps at most 4096 bytes
-    ctx.exit(int(code))
+
+
+def _stopped(exc: Interrupted) -> NoReturn:
+    """Report a stop and exit 130/143 at once. The runs are closed already; the interpreter's own
+    teardown with scikit-learn, pandas and MLflow loaded takes seconds, which a stop should not."""
+    _last_words(str(exc))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exc.exit_code)
 
 
 def _click_type(annotation: Any) -> tuple[Any, str | None]:

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
 from pydantic import BaseModel
 
 from modelyard.contract import (
@@ -38,6 +39,7 @@ from modelyard.errors import BadInputError, DeadlineError, Interrupted, Modelyar
 
 KEPT_LINES: Final = 20  # of a failed step's log, for its error message
 RUN_LABEL: Final = "modelyard.run"  # on every container of one `modelyard run`, to stop them all at once
+IMAGE_WORKDIR: Final = "/tmp"  # the trainer image's WORKDIR, where a relative dataset path starts
 STOP_SECONDS: Final = 10  # `docker stop -t`: the step's grace between SIGTERM and SIGKILL
 
 
@@ -88,6 +90,8 @@ class DockerExecutor:
         mounts += [f"{(work_dir / a).resolve()}:{WORK_DIR}/{a}" for a in spec.produces]
         _writable(outputs)
         mounts.append(f"{outputs.resolve()}:{WORK_DIR}/{OUTPUTS_DIR}")
+        if dataset := dataset_mount(args):
+            mounts.append(dataset)
         env = {ENV_TRACKING_URI: self.tracking_uri, ENV_IMAGE: self.image} | ENV_FIXED
         env |= {name: os.environ[name] for name in ENV_FROM_SECRETS if name in os.environ}
         env |= {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP_REQUEST_")}
@@ -101,6 +105,16 @@ class DockerExecutor:
             *(f"--env={k}={v}" for k, v in env.items()),
             *(self.image, "step", step, "--work-dir", WORK_DIR, *flags),
         ]
+
+
+def dataset_mount(args: dict[str, Any]) -> str | None:
+    """A read-only mount of the step's dataset when it is a file or directory on this machine, where
+    the container reads it: an absolute path as it is, a relative one from the image's WORKDIR."""
+    config = yaml.safe_load(args.get("config") or "") or {}  # YAML text (prepare) or JSON (the others)
+    dataset = args.get("dataset") or (config.get("dataset") if isinstance(config, dict) else None)
+    if not isinstance(dataset, str) or "://" in dataset or not Path(dataset).exists():
+        return None
+    return f"{Path(dataset).resolve()}:{os.path.normpath(Path(IMAGE_WORKDIR) / dataset)}:ro"
 
 
 def limits(step: Step) -> list[str]:
