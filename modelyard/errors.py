@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
@@ -83,7 +84,11 @@ def stop_signals_raise() -> None:
 
 @contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block is done (e.g. a model version and its aliases), then raise."""
+    """Hold SIGINT/SIGTERM until the block is done (e.g. a model version and its aliases), then raise.
+    Outside the main thread, where no signal handler runs, it holds nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     held: list[int] = []
     previous = {signum: signal.signal(signum, lambda s, _: held.append(s)) for signum in STOP_SIGNALS}
     try:

@@ -17,7 +17,14 @@ from pydantic import BaseModel
 from modelyard.config import for_task, load_config
 from modelyard.contract import TrainOutputs
 from modelyard.contract.records import CandidateResult, dump
-from modelyard.errors import BadInputError, Interrupted, ModelyardError, TransientError, stop_signals_raise
+from modelyard.errors import (
+    BadInputError,
+    Interrupted,
+    ModelyardError,
+    TransientError,
+    deferred_signals,
+    stop_signals_raise,
+)
 from modelyard.runner.local import STOP_GRACE, FanOut
 
 CONFIG = for_task(load_config("", {"dataset": "iris"}), "classification").model_dump_json()
@@ -165,3 +172,23 @@ def test_a_step_stopped_from_outside_stops_the_fan_out_as_a_signal_would(tmp_pat
         runner.run(calls({"name": "other", "seconds": 60}, {"name": "killed", "fail": "stopped"}), workers=2)
     assert stopped.value.exit_code == 143
     assert not alive(tmp_path, "other")
+
+
+def test_a_stop_signal_in_a_critical_section_waits_for_its_end(tmp_path: Path) -> None:
+    """As in register between creating a version and setting its aliases: a real SIGTERM is held."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals_raise()
+    steps: list[str] = []
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)  # a handler would have run by now
+                steps.append("version and aliases")
+            steps.append("after the section")
+        assert getattr(signal.getsignal(signal.SIGTERM), "__name__", "") == "_raise_interrupted"  # restored
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert steps == ["version and aliases"]
+    assert stopped.value.exit_code == 143
