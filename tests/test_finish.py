@@ -4,13 +4,16 @@ once more by the controller (strconv.Quote), the quoted `null` when nothing fail
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from modelyard.contract import FinishParams
+from modelyard.errors import Interrupted
 from modelyard.steps.finish import close_running_children, failure_reason, finish, mlflow_status
+from modelyard.tracking import open_run
 
 FAILED_NODES = [
     {"displayName": "modelyard-train-x", "message": "child 'modelyard-train-x-1' failed", "phase": "Failed"},
@@ -88,3 +91,15 @@ def test_close_running_children_leaves_other_pipelines_alone(tracking_uri: str) 
     ).info.run_id
     assert close_running_children(client, parent, "KILLED") == [left]
     assert client.get_run(other_child).info.status == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"), [(Interrupted(signal.SIGTERM), "KILLED"), (ValueError("bug"), "FAILED")]
+)
+def test_a_run_cut_short_by_a_stop_signal_ends_killed_by_an_error_failed(
+    tracking_uri: str, raised: BaseException, status: str
+) -> None:
+    experiment = MlflowClient(tracking_uri).create_experiment("open-run")
+    with pytest.raises(type(raised)), open_run(experiment_id=experiment) as run:
+        raise raised
+    assert MlflowClient(tracking_uri).get_run(run.info.run_id).info.status == status

@@ -23,6 +23,7 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
+from modelyard.config import S3_RETRIES, S3_TIMEOUT
 from modelyard.contract import (
     ENV_FIXED,
     ENV_FROM_SECRETS,
@@ -95,6 +96,7 @@ class DockerExecutor:
         env = {ENV_TRACKING_URI: self.tracking_uri, ENV_IMAGE: self.image} | ENV_FIXED
         env |= {name: os.environ[name] for name in ENV_FROM_SECRETS if name in os.environ}
         env |= {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP_REQUEST_")}
+        env |= {k: os.environ[k] for k in (S3_TIMEOUT, S3_RETRIES) if k in os.environ}
         flags = [f"--{kebab(k)}={'' if v is None else v}" for k, v in args.items()]
         return [
             *("docker", "run", "--rm", "--name", name, "--label", self.label, "--network", "host"),
