@@ -10,7 +10,7 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import click
 from pydantic import BaseModel
@@ -29,7 +29,16 @@ from modelyard.contract import (
     parse_params,
 )
 from modelyard.contract.records import PROMOTE, RETRAIN
-from modelyard.errors import BadInputError, ExitCode, ModelyardError, RejectedError
+from modelyard.errors import (
+    BadInputError,
+    ExitCode,
+    Interrupted,
+    ModelyardError,
+    RejectedError,
+    is_transient,
+    stop_signals_raise,
+    transient_message,
+)
 
 
 class Cli(click.Group):
@@ -40,11 +49,11 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except ModelyardError as exc:
             _fail(ctx, exc.exit_code, str(exc))
+        except Interrupted as exc:  # what was open is closed by now: the finally blocks ran
+            _stopped(exc)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            from modelyard.tracking import is_transient, transient_message
-
             if not is_transient(exc):
                 raise
             _fail(ctx, ExitCode.TRANSIENT, transient_message(exc))
@@ -55,10 +64,24 @@ TERMINATION_LOG = Path("/dev/termination-log")
 
 
 def _fail(ctx: click.Context, code: ExitCode, message: str) -> None:
+    _last_words(message)
+    ctx.exit(int(code))
+
+
+def _last_words(message: str) -> None:
     click.echo(f"modelyard: error: {message}", err=True)
     if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
         TERMINATION_LOG.write_text(message[:4000])  # the kubelet keeps at most 4096 bytes
-    ctx.exit(int(code))
+
+
+def _stopped(exc: Interrupted) -> NoReturn:
+    """Report a stop and exit 130/143 at once. The runs are closed already; the interpreter's own
+    teardown with scikit-learn, pandas and MLflow loaded takes seconds, which a stop should not."""
+    _last_words(str(exc))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exc.exit_code)
 
 
 def _click_type(annotation: Any) -> tuple[Any, str | None]:
@@ -117,6 +140,7 @@ tracking_option = click.option(
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs.")
 def main(verbose: bool) -> None:
     """ML training pipelines built the way DevOps engineers ship software."""
+    stop_signals_raise()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

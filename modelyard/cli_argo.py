@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any, Final
 
 import click
+import requests
 
 from modelyard.contract import PrepareParams, kebab
 from modelyard.errors import BadInputError, ModelyardError, TransientError
@@ -111,14 +112,19 @@ def submit_command(
     from hera.workflows import WorkflowsService
     from hera.workflows.models import SubmitOpts, WorkflowSubmitRequest
 
-    from modelyard.config import read_config_file
+    from modelyard.config import ARGO_TIMEOUT, SECONDS_DEFAULTS, env_seconds, read_config_file
 
+    seconds = env_seconds(ARGO_TIMEOUT, SECONDS_DEFAULTS[ARGO_TIMEOUT])
     _workflows("common")  # fails early, with the install hint, when Hera is missing
     parameters = _parameters(read_config_file(config_file), overrides)
     parameters |= {k: v for k, v in (("image", image), ("tracking-uri", tracking_uri)) if v}
     host = _server_url(argo_server, secure)
     service = WorkflowsService(
-        host=host, token=token, namespace=namespace, verify_ssl=not insecure_skip_verify
+        host=host,
+        token=token,
+        namespace=namespace,
+        verify_ssl=not insecure_skip_verify,
+        session=TimeoutSession(seconds),
     )
     request = WorkflowSubmitRequest(
         namespace=namespace,
@@ -133,6 +139,19 @@ def submit_command(
     click.echo(f"submitted {namespace}/{name}")
     if wait:
         _wait(service, name, namespace, poll_seconds, host)
+
+
+class TimeoutSession(requests.Session):
+    """A requests session whose calls wait at most `seconds` to connect and for each read:
+    Hera sets no timeout, so a silent Argo Server would hang `submit` forever."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.seconds)
+        return super().request(*args, **kwargs)
 
 
 def _parameters(config_text: str, overrides: dict[str, str | None]) -> dict[str, str]:
@@ -156,7 +175,9 @@ def _call(request: Any, template: str, namespace: str, host: str) -> Any:
     try:
         return request()
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"cannot reach the Argo Server at {host}: {exc}") from exc
+        raise TransientError(
+            f"cannot reach the Argo Server at {host} (each request waits at most MODELYARD_ARGO_TIMEOUT): {exc}"
+        ) from exc
     except (Unauthorized, Forbidden) as exc:
         raise BadInputError(f"the Argo Server refused the token (--token/ARGO_TOKEN): {exc}") from exc
     except NotFound as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -326,3 +328,57 @@ def describe_errors(exc: ValidationError) -> str:
             message = str(error.get("ctx", {}).get("error", message))
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+# Bounded waits: each variable, its default and what reads it (README "Timeouts").
+S3_TIMEOUT: Final = "MODELYARD_S3_TIMEOUT"  # seconds to connect, and to wait for each read
+S3_RETRIES: Final = "MODELYARD_S3_RETRIES"  # attempts after the first
+ARGO_TIMEOUT: Final = "MODELYARD_ARGO_TIMEOUT"  # seconds per Argo Server request
+SECONDS_DEFAULTS: Final = {S3_TIMEOUT: 10.0, ARGO_TIMEOUT: 30.0}
+COUNT_DEFAULTS: Final = {S3_RETRIES: 2}
+# MLflow's own client settings; MLflow reads them as integers and crashes on anything else.
+MLFLOW_TIMEOUT: Final = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+MLFLOW_RETRIES: Final = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+MLFLOW_BACKOFF: Final = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+# Bounded: MLflow's own defaults (120 s, 7 retries, factor 2) wait many minutes on a silent server.
+MLFLOW_DEFAULTS: Final = {MLFLOW_TIMEOUT: 15, MLFLOW_RETRIES: 2, MLFLOW_BACKOFF: 1}
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment: a number above 0, else exit 2 naming the variable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise BadInputError(f"{name}={text!r} is not a number of seconds above 0 (unset, it is {default:g})")
+    return value
+
+
+def env_count(name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole number from the environment, at least `minimum`, else exit 2 naming the variable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise BadInputError(
+            f"{name}={text!r} is not a whole number of at least {minimum} (unset, it is {default})"
+        )
+    return value
+
+
+def check_timeouts() -> None:
+    """Every timeout and retry setting, checked before a command creates anything."""
+    for name, seconds in SECONDS_DEFAULTS.items():
+        env_seconds(name, seconds)
+    for name, count in COUNT_DEFAULTS.items():
+        env_count(name, count)
+    for name, count in MLFLOW_DEFAULTS.items():
+        env_count(name, count, minimum=1 if name == MLFLOW_TIMEOUT else 0)

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from modelyard.config import COUNT_DEFAULTS, S3_RETRIES, S3_TIMEOUT, SECONDS_DEFAULTS, env_count, env_seconds
 from modelyard.errors import BadInputError, TransientError
 
 if TYPE_CHECKING:
@@ -132,18 +133,43 @@ def _read_parquet_dir(path: Path, shown_as: str, column: str | None) -> pd.DataF
     return frame
 
 
+def s3_endpoint() -> str:
+    """The S3 endpoint URL from AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL, else AWS's."""
+    return (
+        os.environ.get("AWS_ENDPOINT_URL")
+        or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+        or "https://s3.amazonaws.com"
+    )
+
+
 def s3_client() -> Minio:
-    """An S3 client from the standard AWS variables (AWS_ENDPOINT_URL or MLFLOW_S3_ENDPOINT_URL)."""
+    """An S3 client from the standard AWS variables, with bounded waits: MinIO's own client waits
+    300 s for each read and retries 5 times, so a silent endpoint would hang a run for half an hour."""
+    import certifi
+    import urllib3
     from minio import Minio
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
-    parsed = urlparse(endpoint or "https://s3.amazonaws.com")
+    seconds = env_seconds(S3_TIMEOUT, SECONDS_DEFAULTS[S3_TIMEOUT])
+    retries = urllib3.Retry(
+        total=env_count(S3_RETRIES, COUNT_DEFAULTS[S3_RETRIES]),
+        backoff_factor=0.2,
+        status_forcelist=[500, 502, 503, 504],
+    )
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=seconds, read=seconds),
+        retries=retries,
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+    )
+    parsed = urlparse(s3_endpoint())
     return Minio(
         parsed.netloc,
         access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
         secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
         secure=parsed.scheme == "https",
         region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
+        http_client=http,
     )
 
 
@@ -162,5 +188,8 @@ def _read_s3(uri: str, column: str | None) -> pd.DataFrame:
         except S3Error as exc:
             raise BadInputError(f"cannot read dataset {uri}: {exc.code} ({exc.message})") from exc
         except (HTTPError, OSError) as exc:
-            raise TransientError(f"object store unreachable while reading {uri}: {exc}") from exc
+            raise TransientError(
+                f"object store {s3_endpoint()} did not answer while reading {uri} "
+                f"(waits are bounded by {S3_TIMEOUT}, {S3_RETRIES}): {exc}"
+            ) from exc
         return _read_file(local, uri, column)

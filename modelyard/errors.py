@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
+from types import FrameType
 
 
 class ExitCode(IntEnum):
@@ -14,6 +20,8 @@ class ExitCode(IntEnum):
     REJECTED = 3  # --strict only: the challenger failed a quality gate
     TRANSIENT = 75  # EX_TEMPFAIL (sysexits.h): a server was unreachable, retry later
     TIMEOUT = 124  # as timeout(1): a step ran past its deadline (the Docker runner stopped it)
+    INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+    TERMINATED = 143  # 128 + SIGTERM: docker stop, the kubelet, a cancelled CI job
 
 
 class ModelyardError(Exception):
@@ -44,3 +52,84 @@ class RejectedError(ModelyardError):
     """The challenger was rejected and the caller asked for a non-zero exit (--strict)."""
 
     exit_code = ExitCode.REJECTED
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived. A BaseException, like KeyboardInterrupt: `except Exception` lets it pass."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    def __reduce__(self) -> tuple[type[Interrupted], tuple[int]]:  # from a worker process to its parent
+        return Interrupted, (self.signum,)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def stop_signals_raise() -> None:
+    """SIGINT and SIGTERM raise Interrupted in the main thread, so `finally` blocks close what is open."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_interrupted)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block is done (e.g. a model version and its aliases), then raise.
+    Outside the main thread, where no signal handler runs, it holds nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda s, _: held.append(s)) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        raise Interrupted(held[0])
+
+
+def transient_message(exc: BaseException) -> str:
+    """One line for a transient failure that names the server the step was talking to."""
+    from modelyard.contract import ENV_TRACKING_URI  # here: the contract is built on this module
+
+    uri = os.environ.get(ENV_TRACKING_URI, "")
+    server = f"MLflow tracking server {uri}" if uri.startswith(("http://", "https://")) else "a server"
+    artifacts = " (artifact transfer: check its object store too)" if "/mlflow-artifacts/" in str(exc) else ""
+    return f"{server} is unavailable{artifacts}, retry later: {exc}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the error, or one it was raised from, is a connection failure or a 5xx/429."""
+    import requests
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(
+            seen, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout | Urllib3Error
+        ):
+            return True
+        code = getattr(seen, "error_code", "")
+        if code in ("TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def as_transient(exc: BaseException) -> BaseException:
+    """A connection failure or 5xx as a TransientError naming the server; any other error as it is."""
+    if isinstance(exc, ModelyardError) or not is_transient(exc):
+        return exc
+    return TransientError(transient_message(exc))

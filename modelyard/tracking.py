@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from modelyard import __version__
+from modelyard.config import MLFLOW_DEFAULTS, check_timeouts
 from modelyard.contract import ENV_IMAGE, ENV_TRACKING_URI, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID
 from modelyard.contract.records import Tags
-from modelyard.errors import BadInputError
+from modelyard.errors import BadInputError, Interrupted
+from modelyard.errors import is_transient as is_transient  # where the steps and the CLI look for it
+from modelyard.errors import transient_message as transient_message
 
 LOCAL_DIR = Path(".modelyard")
 SQLITE = "sqlite:///"
@@ -25,11 +28,7 @@ SQLITE = "sqlite:///"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 RUNS_VIEW = "runs?workflowType=machine_learning"
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
-# Bounded client retries: MLflow's defaults (7 retries, factor 2) wait minutes before failing.
-CLIENT_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+CLIENT_DEFAULTS = {name: str(value) for name, value in MLFLOW_DEFAULTS.items()} | {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     # A direct database store keeps no pooled connection, so forked candidate workers share none.
     "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
@@ -52,7 +51,10 @@ def embedded_db(uri: str) -> Path | None:
 
 
 def configure(tracking_uri: str | None) -> str:
-    """Point MLflow at the given URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store."""
+    """Point MLflow at the given URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store.
+
+    Checks the timeout settings first: a bad one exits 2 before any directory is created."""
+    check_timeouts()
     for name, value in CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uri = resolve_uri(tracking_uri)
@@ -158,12 +160,25 @@ def run_url(run_id: str, experiment_id: str) -> str:
 
 
 @contextmanager
+def open_run(**start_run: Any) -> Iterator[Any]:
+    """mlflow.start_run whose run ends KILLED when a stop signal cuts the body short, FAILED on an error."""
+    import mlflow
+
+    with mlflow.start_run(**start_run) as run:
+        try:
+            yield run
+        except Interrupted:
+            mlflow.end_run("KILLED")
+            raise
+
+
+@contextmanager
 def child_run(parent_run_id: str, name: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
-    """A run nested under the pipeline's parent run, ended FAILED if the body raises."""
+    """A run nested under the pipeline's parent run, ended FAILED if the body raises, KILLED if stopped."""
     import mlflow
 
     parent = mlflow.get_run(parent_run_id)
-    with mlflow.start_run(
+    with open_run(
         experiment_id=parent.info.experiment_id,
         run_name=name,
         parent_run_id=parent_run_id,
@@ -206,29 +221,3 @@ def lineage_tags() -> dict[str, str]:
         if value := os.environ.get(env):
             tags[key] = value
     return tags
-
-
-def transient_message(exc: BaseException) -> str:
-    """One line for a transient failure that names the server the step was talking to."""
-    uri = os.environ.get(ENV_TRACKING_URI, "")
-    server = f"MLflow tracking server {uri}" if uri.startswith(("http://", "https://")) else "a server"
-    artifacts = " (artifact transfer: check its object store too)" if "/mlflow-artifacts/" in str(exc) else ""
-    return f"{server} is unavailable{artifacts}, retry later: {exc}"
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when the error, or one it was raised from, is a connection failure or a 5xx/429."""
-    import requests
-    from urllib3.exceptions import HTTPError as Urllib3Error
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(
-            seen, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout | Urllib3Error
-        ):
-            return True
-        code = getattr(seen, "error_code", "")
-        if code in ("TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED"):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

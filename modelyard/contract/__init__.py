@@ -46,7 +46,14 @@ ARTIFACTS: Final[dict[str, str]] = {
 }
 
 RETRYABLE: Final = (ExitCode.TRANSIENT,)
-STANDARD_EXITS: Final = (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.TRANSIENT)
+# Every step: a stop signal ends any of them with 130/143 (never retried: someone stopped it).
+STANDARD_EXITS: Final = (
+    ExitCode.OK,
+    ExitCode.BAD_INPUT,
+    ExitCode.TRANSIENT,
+    ExitCode.INTERRUPTED,
+    ExitCode.TERMINATED,
+)
 # An MLflow run id (hex); checked because registry and run searches are filters built from it.
 RunId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 

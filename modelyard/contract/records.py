@@ -29,7 +29,8 @@ WARN: Final[Verdict] = "warn"
 RETRAIN: Final[Verdict] = "retrain"
 VERDICTS: Final[tuple[Verdict, ...]] = (OK, WARN, RETRAIN)
 ValidationStatus = Literal["pass", "warn", "fail"]
-RunStatus = Literal["Succeeded", "Failed", "Error"]  # Argo's {{workflow.status}}, and the local runner's
+# Argo's {{workflow.status}}, and the local runner's; "Stopped": the runner was stopped by a signal.
+RunStatus = Literal["Succeeded", "Failed", "Error", "Stopped"]
 Level = Literal["ok", "warn", "alert"]  # one column's or one metric's drift or decay
 Severity = Literal["error", "warning"]
 Method = Literal["ks", "chi2", "wasserstein", "psi"]

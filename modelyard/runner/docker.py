@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,8 +20,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
 from pydantic import BaseModel
 
+from modelyard.config import S3_RETRIES, S3_TIMEOUT
 from modelyard.contract import (
     ENV_FIXED,
     ENV_FROM_SECRETS,
@@ -33,9 +36,12 @@ from modelyard.contract import (
     kebab,
     parse_params,
 )
-from modelyard.errors import BadInputError, DeadlineError, ModelyardError, TransientError
+from modelyard.errors import BadInputError, DeadlineError, Interrupted, ModelyardError, TransientError
 
 KEPT_LINES: Final = 20  # of a failed step's log, for its error message
+RUN_LABEL: Final = "modelyard.run"  # on every container of one `modelyard run`, to stop them all at once
+IMAGE_WORKDIR: Final = "/tmp"  # the trainer image's WORKDIR, where a relative dataset path starts
+STOP_SECONDS: Final = 10  # `docker stop -t`: the step's grace between SIGTERM and SIGKILL
 
 
 class DockerExecutor:
@@ -49,6 +55,19 @@ class DockerExecutor:
                 "--image needs Docker: install it (e.g. apt-get install docker.io) and start dockerd"
             )
         self.image, self.tracking_uri = image, tracking_uri
+        self.label = f"{RUN_LABEL}={uuid.uuid4().hex}"
+
+    def stop(self) -> None:
+        """`docker stop` every container of this run still going (SIGTERM, SIGKILL after STOP_SECONDS)."""
+        listed = subprocess.run(
+            ["docker", "ps", "--quiet", "--filter", f"label={self.label}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        if ids := listed.stdout.split():
+            docker_stop(*ids)
 
     def __call__(self, step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
         spec = STEPS[step]
@@ -72,17 +91,32 @@ class DockerExecutor:
         mounts += [f"{(work_dir / a).resolve()}:{WORK_DIR}/{a}" for a in spec.produces]
         _writable(outputs)
         mounts.append(f"{outputs.resolve()}:{WORK_DIR}/{OUTPUTS_DIR}")
+        if dataset := dataset_mount(args):
+            mounts.append(dataset)
         env = {ENV_TRACKING_URI: self.tracking_uri, ENV_IMAGE: self.image} | ENV_FIXED
         env |= {name: os.environ[name] for name in ENV_FROM_SECRETS if name in os.environ}
         env |= {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP_REQUEST_")}
+        env |= {k: os.environ[k] for k in (S3_TIMEOUT, S3_RETRIES) if k in os.environ}
         flags = [f"--{kebab(k)}={'' if v is None else v}" for k, v in args.items()]
         return [
-            *("docker", "run", "--rm", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp"),
+            *("docker", "run", "--rm", "--name", name, "--label", self.label, "--network", "host"),
+            # --init: an init process is PID 1 and passes SIGTERM on; Python as PID 1 would ignore it
+            *("--init", "--read-only", "--tmpfs", "/tmp"),
             *limits(spec),
             *(f"--volume={m}" for m in mounts),
             *(f"--env={k}={v}" for k, v in env.items()),
             *(self.image, "step", step, "--work-dir", WORK_DIR, *flags),
         ]
+
+
+def dataset_mount(args: dict[str, Any]) -> str | None:
+    """A read-only mount of the step's dataset when it is a file or directory on this machine, where
+    the container reads it: an absolute path as it is, a relative one from the image's WORKDIR."""
+    config = yaml.safe_load(args.get("config") or "") or {}  # YAML text (prepare) or JSON (the others)
+    dataset = args.get("dataset") or (config.get("dataset") if isinstance(config, dict) else None)
+    if not isinstance(dataset, str) or "://" in dataset or not Path(dataset).exists():
+        return None
+    return f"{Path(dataset).resolve()}:{os.path.normpath(Path(IMAGE_WORKDIR) / dataset)}:ro"
 
 
 def limits(step: Step) -> list[str]:
@@ -111,9 +145,21 @@ def stream(command: list[str], container: str, deadline: int) -> tuple[int, list
                 print(line, end="", file=sys.stderr, flush=True)
                 tail.append(line)
             code = proc.wait()
+        except Interrupted:  # `docker run` does not stop its container when we are stopped
+            docker_stop(container)
+            raise
         finally:
             timer.cancel()
     return code, list(tail), expired.is_set()
+
+
+def docker_stop(*containers: str) -> None:
+    subprocess.run(
+        ["docker", "stop", "--time", str(STOP_SECONDS), *containers],
+        capture_output=True,
+        check=False,
+        timeout=STOP_SECONDS + 30,
+    )
 
 
 def _writable(directory: Path) -> None:
@@ -122,7 +168,9 @@ def _writable(directory: Path) -> None:
     directory.chmod(0o777)
 
 
-def _error(code: int, step: str, tail: list[str]) -> ModelyardError:
+def _error(code: int, step: str, tail: list[str]) -> BaseException:
+    if code - 128 in (signal.SIGINT, signal.SIGTERM):  # stopped by Docker or the kubelet, not failed
+        return Interrupted(code - 128)
     lines = [line.strip() for line in tail if line.strip()] or [f"exit code {code}"]
     message = f"step {step} failed in its container: {lines[-1].removeprefix('modelyard: error: ')}"
     for error in (TransientError, BadInputError):

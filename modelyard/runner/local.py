@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
+import signal
 import sys
 import time
+import traceback
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel
 
+from modelyard.config import PipelineConfig
 from modelyard.contract import STEPS, FinishParams
-from modelyard.contract.records import RunStatus
+from modelyard.contract.records import CandidateResult, RunStatus
+from modelyard.errors import Interrupted, ModelyardError, as_transient, deferred_signals
 from modelyard.pipeline import (
     EXIT_HANDLER,
     TRAINING,
@@ -29,8 +36,11 @@ from modelyard.pipeline import (
     TaskOutput,
 )
 
-# Runs one step; the local runner calls steps in-process, the Docker runner in containers.
+# Runs one step; the local runner calls steps in-process, the Docker runner in containers. An
+# executor may also have a `stop()` that stops what it started elsewhere (the Docker runner's containers).
 StepExecutor = Callable[[str, dict[str, Any], Path], BaseModel]
+Echo = Callable[[str], None]
+STOP_GRACE: Final = 2.0  # seconds a stopped candidate worker gets between SIGTERM and SIGKILL
 
 
 @dataclass
@@ -56,9 +66,10 @@ def run_pipeline(
     *,
     execute: StepExecutor = run_in_process,
     parallel: int | None = None,
-    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    echo: Echo = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> PipelineRun:
-    """Execute TRAINING task by task; the exit handler closes the parent run whatever happens."""
+    """Execute TRAINING task by task; the exit handler closes the parent run whatever happens:
+    KILLED, with the runs left open under it, when a stop signal (Interrupted) ended the run."""
     work_dir = work_root / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     work_dir.mkdir(parents=True)
     run = PipelineRun(work_dir)
@@ -68,10 +79,14 @@ def run_pipeline(
         for number, task in enumerate(TRAINING, 1):
             echo(f"[{number}/{len(TRAINING)}] {task.name}: {task.step.help}")
             started = time.perf_counter()
-            run.outputs[task.name] = _run_task(task, inputs, run, execute, parallel)
+            run.outputs[task.name] = _run_task(task, inputs, run, execute, parallel, echo)
             _keep_outputs(task.name, run)
             run.timings[task.name] = time.perf_counter() - started
             echo(f"      {task.name} done in {run.timings[task.name]:.1f}s")
+    except Interrupted as exc:
+        status, message = "Stopped", f"{task.name} {exc}"
+        echo(f"      {task.name} STOPPED ({exc})")
+        raise
     except BaseException as exc:
         status, message = "Failed", f"{type(exc).__name__}: {exc}"
         echo(f"      {task.name} FAILED")
@@ -79,7 +94,8 @@ def run_pipeline(
     finally:
         if run.run_id:
             finish = FinishParams(run_id=run.run_id, status=status, message=message)
-            execute(EXIT_HANDLER.name, finish.model_dump(), work_dir)
+            with deferred_signals():  # a second Ctrl-C must not leave the parent run open
+                execute(EXIT_HANDLER.name, finish.model_dump(), work_dir)
     return run
 
 
@@ -92,20 +108,148 @@ def _keep_outputs(task: str, run: PipelineRun) -> None:
 
 
 def _run_task(
-    task: Task, inputs: dict[str, Any], run: PipelineRun, execute: StepExecutor, parallel: int | None
+    task: Task,
+    inputs: dict[str, Any],
+    run: PipelineRun,
+    execute: StepExecutor,
+    parallel: int | None,
+    echo: Echo = lambda line: None,
 ) -> Any:
     if task.fan_out is None:
         return execute(task.step.name, _resolve_all(task, inputs, run, None), run.work_dir)
     items = json.loads(_resolve(task.fan_out, inputs, run, None))
-    calls = [_resolve_all(task, inputs, run, item) for item in items]
-    workers = min(len(calls), parallel or os.cpu_count() or 1)
-    if workers <= 1:
-        return [execute(task.step.name, args, run.work_dir) for args in calls]
-    # fork: workers start with everything imported. They inherit no database connection: the
-    # embedded store pools none (tracking.configure sets MLflow's NullPool).
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(execute, [task.step.name] * len(calls), calls, [run.work_dir] * len(calls)))
+    calls = [(_item_name(item, n), _resolve_all(task, inputs, run, item)) for n, item in enumerate(items, 1)]
+    workers = max(1, min(len(calls), parallel or os.cpu_count() or 1))
+    return FanOut(task.step.name, execute, run.work_dir, echo).run(calls, workers)
+
+
+def _item_name(item: Any, number: int) -> str:
+    return str(item.get("name", number)) if isinstance(item, dict) else str(number)
+
+
+@dataclass
+class Worker:
+    """One instance of a fanned-out step in its own forked process, its outcome sent through a pipe."""
+
+    number: int
+    name: str
+    process: BaseProcess
+    outcome: Connection
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class FanOut:
+    """Instances of one step, at most `workers` at a time, each in a forked process so that a stop
+    signal can cancel the queued ones and end the running ones at once (a thread cannot be stopped).
+    Fork: workers start with everything imported. They inherit no database connection: the
+    embedded store pools none (tracking.configure sets MLflow's NullPool)."""
+
+    step: str
+    execute: StepExecutor
+    work_dir: Path
+    echo: Echo
+
+    def run(self, calls: list[tuple[str, dict[str, Any]]], workers: int) -> list[BaseModel]:
+        queued = deque(enumerate(calls, 1))
+        running: list[Worker] = []
+        results: dict[int, BaseModel] = {}
+        try:
+            while queued or running:
+                while queued and len(running) < workers:
+                    number, (name, args) = queued.popleft()
+                    running.append(self.start(number, name, args))
+                    self.echo(f"{self.step}: started {number}/{len(calls)} {name}")
+                for worker in self.ready(running):
+                    running.remove(worker)
+                    results[worker.number] = self.collect(worker, calls[worker.number - 1][1])
+                    seconds = time.perf_counter() - worker.started
+                    note = _result_note(results[worker.number], calls[worker.number - 1][1])
+                    self.echo(
+                        f"{self.step}: finished {len(results)}/{len(calls)} {worker.name} in {seconds:.1f} s{note}"
+                    )
+        finally:
+            if running or queued:
+                with deferred_signals():
+                    self.stop(running, cancelled=len(queued))
+        return [results[number] for number in sorted(results)]
+
+    def start(self, number: int, name: str, args: dict[str, Any]) -> Worker:
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_work, args=(send, self.execute, self.step, args, self.work_dir))
+        process.start()
+        send.close()
+        return Worker(number, name, process, receive)
+
+    @staticmethod
+    def ready(running: list[Worker]) -> list[Worker]:
+        done = wait([worker.outcome for worker in running])
+        return [worker for worker in running if worker.outcome in done]
+
+    def collect(self, worker: Worker, args: dict[str, Any]) -> BaseModel:
+        try:
+            kind, value = worker.outcome.recv()
+        except EOFError:  # it died without a word: the OOM killer, a segfault
+            worker.process.join()
+            raise ModelyardError(
+                f"{self.step} {worker.name}: its worker process died (exit code {worker.process.exitcode})"
+            ) from None
+        finally:
+            worker.outcome.close()
+        worker.process.join()
+        if kind == "error":
+            raise value
+        return value
+
+    def stop(self, running: list[Worker], cancelled: int) -> None:
+        """SIGTERM the running workers, SIGKILL what is left after STOP_GRACE; then the executor's own."""
+        if cancelled:
+            self.echo(f"{self.step}: cancelled {cancelled} queued")
+        for worker in running:
+            worker.process.terminate()
+            self.echo(f"{self.step}: stopped {worker.number} {worker.name}")
+        deadline = time.monotonic() + STOP_GRACE
+        for worker in running:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        if running and (stop := getattr(self.execute, "stop", None)):
+            stop()
+
+
+def _work(send: Connection, execute: StepExecutor, step: str, args: dict[str, Any], work_dir: Path) -> None:
+    """A worker's body. The parent alone decides when it stops: Ctrl-C reaches the whole process
+    group, so a worker ignores SIGINT; SIGTERM (from the parent) ends it at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        outcome: tuple[str, Any] = ("ok", execute(step, args, work_dir))
+    except BaseException as exc:  # everything goes back to the parent, which raises it
+        error = as_transient(exc)
+        if not isinstance(error, ModelyardError):  # a bug: its traceback, which does not cross the pipe
+            traceback.print_exc()
+        outcome = ("error", _picklable(error))
+    send.send(outcome)
+    send.close()
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # e.g. an exception class whose constructor takes other arguments
+        return ModelyardError(f"{type(exc).__name__}: {exc}")
+
+
+def _result_note(outputs: BaseModel, args: dict[str, Any]) -> str:
+    """ ", val f1_macro=0.81" for a train result; "" for any other step's outputs."""
+    result, config = getattr(outputs, "result", None), args.get("config")
+    if not isinstance(result, str) or not isinstance(config, str):
+        return ""
+    metric = PipelineConfig.model_validate_json(config).primary_metric
+    return f", val {metric}={CandidateResult.model_validate_json(result).score:.4g}"
 
 
 def _resolve_all(task: Task, inputs: dict[str, Any], run: PipelineRun, item: Any) -> dict[str, Any]:

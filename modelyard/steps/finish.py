@@ -12,7 +12,12 @@ from modelyard import alerts
 from modelyard.contract import ENV_WORKFLOW_UID, FinishOutputs, FinishParams
 from modelyard.contract.records import RunStatus, Tags
 
-STATUSES: Final[dict[RunStatus, str]] = {"Succeeded": "FINISHED", "Failed": "FAILED", "Error": "FAILED"}
+STATUSES: Final[dict[RunStatus, str]] = {
+    "Succeeded": "FINISHED",
+    "Failed": "FAILED",
+    "Error": "FAILED",
+    "Stopped": "KILLED",
+}
 UID: Final = re.compile(r"[0-9a-f-]{36}")  # a Kubernetes uid; it goes into a run search filter
 
 
@@ -26,12 +31,31 @@ def finish(params: FinishParams, work_dir: Path) -> FinishOutputs:
     if not run_id:
         return FinishOutputs(status="no parent run to close")
     client = mlflow.MlflowClient()
-    status = STATUSES[params.status]
+    status = mlflow_status(params.status)
     if reason:
         client.set_tag(run_id, Tags.FAILURE, reason[:5000])
+    close_running_children(client, run_id, "KILLED" if status == "KILLED" else "FAILED")
     client.set_tag(run_id, Tags.STATUS, params.status)
     client.set_terminated(run_id, status=status)
     return FinishOutputs(status=status)
+
+
+def mlflow_status(status: RunStatus) -> str:
+    """The MLflow run status of a pipeline status: FINISHED, FAILED or KILLED (stopped by a signal)."""
+    return STATUSES[status]
+
+
+def close_running_children(client: mlflow.MlflowClient, run_id: str, status: str) -> list[str]:
+    """End the runs under the parent still RUNNING (a worker or pod killed mid-step); their ids."""
+    parent = client.get_run(run_id)
+    left = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{run_id}' and attributes.status = 'RUNNING'",
+        max_results=1000,
+    )
+    for child in left:
+        client.set_terminated(child.info.run_id, status=status)
+    return [child.info.run_id for child in left]
 
 
 def run_of_this_workflow() -> str:

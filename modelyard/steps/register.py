@@ -25,7 +25,7 @@ from modelyard.contract.records import (
     read_record,
     read_splits,
 )
-from modelyard.errors import BadInputError
+from modelyard.errors import BadInputError, deferred_signals
 from modelyard.registry import CHALLENGER, CHAMPION, by_alias, promote, set_alias, stamp, version_for_run
 from modelyard.tracking import file_lock, lineage_tags, lock_path
 
@@ -57,15 +57,17 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
         }
         | {Tags.test_metric(k): f"{v:.4f}" for k, v in evaluation.metrics.items()}
     )
-    registered = version_for_run(client, config.model_name, run_id)
-    if registered is None:
-        registered = log_and_register(config, run_id, work_dir, tags)
-    else:  # a retried step: finish what the failed attempt started
-        stamp(client, registered, tags)
-    set_alias(client, config.model_name, CHALLENGER, registered.version)
-    with file_lock(lock_path(config.model_name)):
-        decision, note = decide(client, registered, evaluation)
-        champion = by_alias(client, config.model_name, CHAMPION)
+    # A stop signal waits until the new version has its aliases: never a version half-registered.
+    with deferred_signals():
+        registered = version_for_run(client, config.model_name, run_id)
+        if registered is None:
+            registered = log_and_register(config, run_id, work_dir, tags)
+        else:  # a retried step: finish what the failed attempt started
+            stamp(client, registered, tags)
+        set_alias(client, config.model_name, CHALLENGER, registered.version)
+        with file_lock(lock_path(config.model_name)):
+            decision, note = decide(client, registered, evaluation)
+            champion = by_alias(client, config.model_name, CHAMPION)
     if decision != evaluation.decision:  # the version and the parent run record what was done
         stamp(client, registered, {Tags.DECISION: decision, Tags.REASONS: note})
         client.set_tag(params.run_id, Tags.DECISION, decision)

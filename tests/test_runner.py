@@ -1,0 +1,194 @@
+"""The local runner's fan-out: candidates in real forked worker processes, progress lines,
+cancellation of queued candidates and stopping of running ones (SIGTERM, then SIGKILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydantic import BaseModel
+
+from modelyard.config import for_task, load_config
+from modelyard.contract import TrainOutputs
+from modelyard.contract.records import CandidateResult, dump
+from modelyard.errors import (
+    BadInputError,
+    Interrupted,
+    ModelyardError,
+    TransientError,
+    deferred_signals,
+    stop_signals_raise,
+)
+from modelyard.runner.local import STOP_GRACE, FanOut
+
+CONFIG = for_task(load_config("", {"dataset": "iris"}), "classification").model_dump_json()
+
+
+def fake_train(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
+    """A stand-in train step, run in the worker: records its pid, then does what its args say."""
+    name = args["name"]
+    (work_dir / f"{name}.pid").write_text(str(os.getpid()))
+    if args.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(args.get("seconds", 0))
+    match args.get("fail"):
+        case "bad":
+            raise BadInputError(f"{name} has bad input")
+        case "connection":
+            raise requests.ConnectionError(f"{name}: connection refused")
+        case "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        case "stopped":  # as the Docker runner reports a step container stopped from outside
+            raise Interrupted(signal.SIGTERM)
+    result = CandidateResult(name=name, run_id="0" * 32, score=args["score"], gap=0.0, overfit=False)
+    return TrainOutputs(result=dump(result))
+
+
+def calls(*specs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(spec["name"], {"config": CONFIG, "score": 0.5} | spec) for spec in specs]
+
+
+def fan_out(work_dir: Path) -> tuple[FanOut, list[str]]:
+    lines: list[str] = []
+    return FanOut("train", fake_train, work_dir, lines.append), lines
+
+
+def alive(work_dir: Path, name: str) -> bool:
+    pid = int((work_dir / f"{name}.pid").read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is dead
+
+
+def test_progress_lines_per_candidate_and_results_in_candidate_order(tmp_path: Path) -> None:
+    runner, lines = fan_out(tmp_path)
+    results = runner.run(
+        calls(
+            {"name": "slow", "seconds": 1.5, "score": 0.81}, {"name": "fast", "score": 0.7}, {"name": "last"}
+        ),
+        workers=2,
+    )
+    assert [CandidateResult.model_validate_json(r.result).name for r in results] == ["slow", "fast", "last"]
+    assert lines[:2] == ["train: started 1/3 slow", "train: started 2/3 fast"]
+    assert lines[2].startswith("train: finished 1/3 fast in ")
+    assert lines[2].endswith(" s, val f1_macro=0.7")
+    assert lines[3] == "train: started 3/3 last"
+    finished = [line for line in lines if " finished " in line]
+    assert [line.split()[2] for line in finished] == ["1/3", "2/3", "3/3"]
+    assert any(
+        line.startswith("train: finished") and "slow in 1." in line and "f1_macro=0.81" in line
+        for line in lines
+    )
+
+
+def test_one_worker_still_runs_each_candidate_in_its_own_process(tmp_path: Path) -> None:
+    runner, _ = fan_out(tmp_path)
+    runner.run(calls({"name": "a"}, {"name": "b"}), workers=1)
+    pids = {(tmp_path / f"{n}.pid").read_text() for n in ("a", "b")}
+    assert len(pids) == 2 and str(os.getpid()) not in pids
+
+
+def test_a_failed_candidate_stops_the_running_ones_and_cancels_the_queued(tmp_path: Path) -> None:
+    runner, lines = fan_out(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(BadInputError, match="bad has bad input"):
+        runner.run(
+            calls(
+                {"name": "slow", "seconds": 60},
+                {"name": "bad", "seconds": 0.5, "fail": "bad"},
+                {"name": "queued"},
+            ),
+            workers=2,
+        )
+    assert time.monotonic() - started < 10
+    assert not alive(tmp_path, "slow")
+    assert not (tmp_path / "queued.pid").exists()  # never started
+    assert "train: cancelled 1 queued" in lines
+    assert "train: stopped 1 slow" in lines
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    runner, _ = fan_out(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(BadInputError):
+        runner.run(
+            calls(
+                {"name": "stubborn", "seconds": 60, "ignore_sigterm": True},
+                {"name": "bad", "seconds": 1, "fail": "bad"},
+            ),
+            workers=2,
+        )
+    assert STOP_GRACE <= time.monotonic() - started < STOP_GRACE + 8
+    assert not alive(tmp_path, "stubborn")
+
+
+def test_a_worker_that_dies_is_an_error_naming_the_candidate(tmp_path: Path) -> None:
+    runner, _ = fan_out(tmp_path)
+    with pytest.raises(ModelyardError, match=r"train dead: its worker process died \(exit code -9\)"):
+        runner.run(calls({"name": "dead", "fail": "die"}), workers=1)
+
+
+def test_a_connection_failure_in_a_worker_reaches_the_parent_as_transient(tmp_path: Path) -> None:
+    runner, _ = fan_out(tmp_path)
+    with pytest.raises(TransientError, match="connection refused"):
+        runner.run(calls({"name": "offline", "fail": "connection"}), workers=1)
+
+
+def test_a_stop_signal_cancels_queued_and_stops_running_candidates(tmp_path: Path) -> None:
+    """A real SIGTERM to this process while it waits for its workers, as `docker stop` sends it."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals_raise()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    runner, lines = fan_out(tmp_path)
+    try:
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(Interrupted) as stopped:
+            runner.run(
+                calls({"name": "a", "seconds": 60}, {"name": "b", "seconds": 60}, {"name": "c"}), workers=2
+            )
+    finally:
+        timer.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert stopped.value.exit_code == 143
+    assert time.monotonic() - started < 1.0 + STOP_GRACE + 3
+    assert not alive(tmp_path, "a") and not alive(tmp_path, "b")
+    assert not (tmp_path / "c.pid").exists()
+    assert lines[-3:] == ["train: cancelled 1 queued", "train: stopped 1 a", "train: stopped 2 b"]
+
+
+def test_a_step_stopped_from_outside_stops_the_fan_out_as_a_signal_would(tmp_path: Path) -> None:
+    runner, _ = fan_out(tmp_path)
+    with pytest.raises(Interrupted) as stopped:
+        runner.run(calls({"name": "other", "seconds": 60}, {"name": "killed", "fail": "stopped"}), workers=2)
+    assert stopped.value.exit_code == 143
+    assert not alive(tmp_path, "other")
+
+
+def test_a_stop_signal_in_a_critical_section_waits_for_its_end(tmp_path: Path) -> None:
+    """As in register between creating a version and setting its aliases: a real SIGTERM is held."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals_raise()
+    steps: list[str] = []
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)  # a handler would have run by now
+                steps.append("version and aliases")
+            steps.append("after the section")
+        assert getattr(signal.getsignal(signal.SIGTERM), "__name__", "") == "_raise_interrupted"  # restored
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert steps == ["version and aliases"]
+    assert stopped.value.exit_code == 143
