@@ -13,6 +13,7 @@ from modelyard.contract.records import (
     CategoricalProfile,
     ColumnDrift,
     ColumnProfile,
+    ColumnRoles,
     DataProfile,
     Finding,
     NumericProfile,
@@ -23,9 +24,19 @@ from modelyard.profile import is_numeric, out_of_range_share, unseen_share
 
 
 def run_checks(
-    frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None
+    frame: pd.DataFrame,
+    config: PipelineConfig,
+    reference: DataProfile | None,
+    roles: ColumnRoles | None = None,
 ) -> tuple[list[Finding], list[ColumnDrift]]:
-    """Every rule over the data; returns the findings and each feature's drift (when a reference exists)."""
+    """Every rule over the data; returns the findings and each feature's drift (when a reference exists).
+
+    With roles, the columns the model leaves out are not checked, nor expected by the reference."""
+    if roles is not None:
+        frame = frame.drop(columns=[c for c in roles.excluded if c in frame.columns])
+        if reference is not None:
+            kept = {c: p for c, p in reference.columns.items() if c not in roles.excluded}
+            reference = reference.model_copy(update={"columns": kept})
     if frame.empty:
         return [Finding("empty", "error", "the data has no rows")], []
     findings = [
@@ -73,6 +84,8 @@ def check_schema(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
 
 
 def _mostly_numbers(series: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(series):  # datetimes convert to numbers, yet hold no text
+        return False
     values = series.dropna()
     return len(values) > 0 and pd.to_numeric(values, errors="coerce").notna().mean() >= 0.9
 

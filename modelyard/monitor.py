@@ -25,6 +25,7 @@ from modelyard.contract.records import (
     OK,
     RETRAIN,
     WARN,
+    CategoricalProfile,
     ColumnDrift,
     ColumnProfile,
     DataProfile,
@@ -83,7 +84,7 @@ def feature_drift(
     feature.null_noise = _share_noise(
         feature.null_reference, reference_rows, feature.null_current, len(series), z
     )
-    if not isinstance(profile, NumericProfile) and result.actual and result.actual[-1] > 0:
+    if isinstance(profile, CategoricalProfile) and result.actual and result.actual[-1] > 0:
         feature.unseen_share, feature.unseen_examples = unseen_share(profile, series)
     null_beyond = max(abs(feature.null_change) - feature.null_noise, 0.0)
     grades = [
