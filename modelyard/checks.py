@@ -19,6 +19,7 @@ from modelyard.contract.records import (
     NumericProfile,
     Severity,
 )
+from modelyard.dates import parse_dates
 from modelyard.drift import compare, power_note
 from modelyard.profile import is_numeric, out_of_range_share, unseen_share
 
@@ -43,6 +44,7 @@ def run_checks(
         *check_schema(frame, config, reference),
         *check_values(frame, config, reference),
         *check_labels(frame, config, reference),
+        *check_dates(frame, config, roles.datetime if roles else []),
     ]
     drift = compare(frame, reference, config.thresholds) if reference else []
     findings += check_drift(drift)
@@ -186,6 +188,19 @@ def _check_categories(
         "are categories never seen before",
         config.thresholds.max_out_of_range_fraction,
     )
+
+
+def check_dates(frame: pd.DataFrame, config: PipelineConfig, dates: list[str]) -> list[Finding]:
+    """Values of date columns that are no dates: the model sees them as missing dates."""
+    findings = []
+    for column in dates:
+        values = frame[column].dropna()
+        wrong = values[parse_dates(values).isna()] if len(values) else values
+        share = len(wrong) / len(values) if len(values) else 0.0
+        examples = sorted(wrong.astype(str).unique())[:5]
+        limit = config.thresholds.max_null_fraction
+        findings += _tolerated("dates", column, share, examples, "are not dates", limit)
+    return findings
 
 
 def check_labels(frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:

@@ -18,31 +18,38 @@ from sklearn.base import BaseEstimator, TransformerMixin
 CALENDAR: Final = ("year", "month", "day", "weekday")
 DAY: Final = pd.Timedelta(days=1)
 SAMPLE: Final = 1000  # values a format guess is tried on
+GUESSES: Final = 20  # first values a format is guessed from
 
 
 def date_format(series: pd.Series) -> str:
     """The strftime format of a text column ("" for datetimes or text that is no date): guessed
-    from its first value month first and day first, the one that parses more of a sample."""
+    from its first values month first and day first, the one that parses most of a sample."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return ""
     sample = series.dropna().iloc[:SAMPLE]
-    first = sample.iloc[0] if len(sample) else None
-    if not isinstance(first, str):
-        return ""
     with warnings.catch_warnings():  # pandas warns when a guess is ambiguous; both are tried
         warnings.simplefilter("ignore", UserWarning)
-        guesses = [guess_datetime_format(first, dayfirst=d) for d in (False, True)]
+        guesses = [
+            guess_datetime_format(value, dayfirst=d)
+            for value in sample.iloc[:GUESSES]
+            if isinstance(value, str)
+            for d in (False, True)
+        ]
     # Month first wins a tie, as pandas reads dates.
     shares = {fmt: _parse(sample, fmt).notna().mean() for fmt in dict.fromkeys(guesses) if fmt}
     return max(shares, key=shares.__getitem__, default="")
 
 
 def parse_dates(series: pd.Series, fmt: str = "") -> pd.Series:
-    """Datetimes (naive, in UTC) from text or datetimes; what does not parse is NaT. Without a
-    format, text is parsed in the format its values show."""
+    """Datetimes (naive, in UTC) from text or datetimes; what does not parse is NaT. Text is read
+    in the format given, else (or where that fails) in the format its values show."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return _parse(series, "")
-    return _parse(series, fmt or date_format(series) or "mixed")
+    parsed = _parse(series, fmt or date_format(series) or "mixed")
+    failed = parsed.isna() & series.notna()
+    if fmt and failed.any() and (other := date_format(series[failed])):  # e.g. served in another format
+        parsed = parsed.fillna(_parse(series[failed], other))
+    return parsed
 
 
 def _parse(series: pd.Series, fmt: str) -> pd.Series:
