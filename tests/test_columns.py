@@ -5,6 +5,7 @@ serves raw rows with later dates and unseen IDs; monitoring and validation follo
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -131,17 +132,32 @@ def test_a_fresh_process_serves_raw_rows_with_a_later_date_and_an_unseen_id(
     assert champion_predictions(root, MODEL, RAW_ROWS) == ["yes", "no"]
 
 
-def test_monitor_on_a_fresh_batch_of_such_data_says_ok(
-    project: tuple[Path, subprocess.CompletedProcess[str]],
+def _other_format(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(signup=pd.to_datetime(frame["signup"]).dt.strftime("%d/%m/%Y"))
+
+
+def _unreadable(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(signup=frame["signup"].where(np.arange(len(frame)) % 3 != 0, "soon"))
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict"),
+    [(lambda f: f, "ok"), (_other_format, "ok"), (_unreadable, "retrain")],
+    ids=["fresh", "dates-in-another-format", "a-third-of-dates-unreadable"],
+)
+def test_monitor_follows_the_roles_and_reads_dates_as_dates(
+    change, verdict: str, project: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
     root, _ = project
-    make_accounts(600, seed=1).to_csv(root / "batch.csv", index=False)  # new IDs, new holders
-    done = modelyard("monitor", "--dataset", "batch.csv", "--model-name", MODEL, cwd=root)
+    change(make_accounts(600, seed=1)).to_csv(tmp_path / "batch.csv", index=False)  # new IDs and holders
+    done = modelyard("monitor", "--dataset", str(tmp_path / "batch.csv"), "--model-name", MODEL, cwd=root)
     assert done.returncode == 0, done.stderr
-    assert "verdict: ok" in done.stdout, done.stdout
+    assert f"verdict: {verdict}" in done.stdout, done.stdout
     table = done.stdout.split("verdict:")[0]
     assert "account_id" not in table and "holder" not in table
-    assert "signup" in table and "datetime" in table
+    assert re.search(r"^  signup +datetime ", table, re.MULTILINE), table
+    if verdict == "retrain":
+        assert "- signup: missing share 0.0% -> 33.3%" in table, table
 
 
 def test_native_datetimes_in_parquet_train_and_serve_date_strings(tmp_path: Path) -> None:
@@ -183,10 +199,16 @@ def test_columns_drop_is_honoured_recorded_and_the_champion_still_scored_with_it
 
 
 def test_columns_features_are_the_only_ones_and_may_keep_free_text(tmp_path: Path) -> None:
-    make_accounts().to_csv(tmp_path / "accounts.csv", index=False)
+    frame = make_accounts()
+    frame.loc[frame.index % 25 == 0, "signup"] = "unknown"  # 4%: still a date column, with a warning
+    frame.to_csv(tmp_path / "accounts.csv", index=False)
     done = run(tmp_path, "accounts.csv", "columns: {features: [holder, signup, plan]}\n")
     assert done.returncode == 0, done.stderr
     assert "WARNING modelyard.columns" not in done.stderr
+    assert (
+        "warning [dates] column 'signup': 4.0% of values are not dates (max 10.0%), e.g. ['unknown']"
+        in done.stderr
+    )
     tags = version_tags(tmp_path, "1")
     assert tags["modelyard.features"] == "holder, signup, plan"
     assert tags["modelyard.excluded_columns"] == (
