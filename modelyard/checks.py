@@ -13,25 +13,38 @@ from modelyard.contract.records import (
     CategoricalProfile,
     ColumnDrift,
     ColumnProfile,
+    ColumnRoles,
     DataProfile,
     Finding,
     NumericProfile,
     Severity,
 )
+from modelyard.dates import parse_dates
 from modelyard.drift import compare, power_note
 from modelyard.profile import is_numeric, out_of_range_share, unseen_share
 
 
 def run_checks(
-    frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None
+    frame: pd.DataFrame,
+    config: PipelineConfig,
+    reference: DataProfile | None,
+    roles: ColumnRoles | None = None,
 ) -> tuple[list[Finding], list[ColumnDrift]]:
-    """Every rule over the data; returns the findings and each feature's drift (when a reference exists)."""
+    """Every rule over the data; returns the findings and each feature's drift (when a reference exists).
+
+    With roles, the columns the model leaves out are not checked, nor expected by the reference."""
+    if roles is not None:
+        frame = frame.drop(columns=[c for c in roles.excluded if c in frame.columns])
+        if reference is not None:
+            kept = {c: p for c, p in reference.columns.items() if c not in roles.excluded}
+            reference = reference.model_copy(update={"columns": kept})
     if frame.empty:
         return [Finding("empty", "error", "the data has no rows")], []
     findings = [
         *check_schema(frame, config, reference),
         *check_values(frame, config, reference),
         *check_labels(frame, config, reference),
+        *check_dates(frame, config, roles.datetime if roles else []),
     ]
     drift = compare(frame, reference, config.thresholds) if reference else []
     findings += check_drift(drift)
@@ -73,6 +86,8 @@ def check_schema(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
 
 
 def _mostly_numbers(series: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(series):  # datetimes convert to numbers, yet hold no text
+        return False
     values = series.dropna()
     return len(values) > 0 and pd.to_numeric(values, errors="coerce").notna().mean() >= 0.9
 
@@ -173,6 +188,19 @@ def _check_categories(
         "are categories never seen before",
         config.thresholds.max_out_of_range_fraction,
     )
+
+
+def check_dates(frame: pd.DataFrame, config: PipelineConfig, dates: list[str]) -> list[Finding]:
+    """Values of date columns that are no dates: the model sees them as missing dates."""
+    findings = []
+    for column in dates:
+        values = frame[column].dropna()
+        wrong = values[parse_dates(values).isna()] if len(values) else values
+        share = len(wrong) / len(values) if len(values) else 0.0
+        examples = sorted(wrong.astype(str).unique())[:5]
+        limit = config.thresholds.max_null_fraction
+        findings += _tolerated("dates", column, share, examples, "are not dates", limit)
+    return findings
 
 
 def check_labels(frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:

@@ -193,13 +193,14 @@ def run(
     **overrides: Any,
 ) -> None:
     """Run the whole pipeline on this machine."""
-    from modelyard.config import read_config_file
+    from modelyard.config import load_config, read_config_file
     from modelyard.runner.local import run_pipeline
     from modelyard.runner.summary import summarize
     from modelyard.tracking import configure, writable_dir
 
     text = read_config_file(config_file)
     inputs = parse_params(PrepareParams, {"config": text, **overrides}).model_dump()  # fail before any run
+    load_config(text, {k: v for k, v in inputs.items() if k != "config"})  # before .modelyard/ exists
     writable_dir(work_dir)
     uri = configure(tracking_uri)  # creates the embedded store: every check comes before
     if image:

@@ -200,6 +200,37 @@ class Expectations(_Strict):
     allow_extra_columns: bool = False
 
 
+class Columns(_Strict):
+    """Which columns the model sees and how; unset, `modelyard.columns` decides (see its defaults)."""
+
+    features: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="the only columns the model sees (default: every column but the label)",
+    )
+    drop: list[str] = Field(default_factory=list, description="columns the model never sees")
+    datetime: list[str] = Field(
+        default_factory=list,
+        description="columns parsed as dates (default: text that parses as dates, and datetime columns)",
+    )
+
+    @model_validator(mode="after")
+    def _no_contradiction(self) -> Columns:
+        problems = []
+        if both := sorted(set(self.features or ()) & set(self.drop)):
+            problems.append(f"features and drop both list {', '.join(both)}")
+        if dropped := sorted(set(self.datetime) & set(self.drop)):
+            problems.append(f"datetime lists dropped column(s) {', '.join(dropped)}")
+        elif self.features is not None and (unused := sorted(set(self.datetime) - set(self.features))):
+            problems.append(f"datetime lists {', '.join(unused)}, not in features")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def named(self) -> set[str]:
+        return set(self.features or ()) | set(self.drop) | set(self.datetime)
+
+
 class PipelineConfig(_Strict):
     dataset: str = Field(
         "iris",
@@ -219,6 +250,7 @@ class PipelineConfig(_Strict):
     fractions: Fractions = Field(default_factory=Fractions)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     expectations: Expectations = Field(default_factory=Expectations)
+    columns: Columns = Field(default_factory=Columns)
     search_space: dict[Estimator, dict[str, list[Any]]] | None = Field(
         None, min_length=1, description="estimators and their grids (default: the task's)"
     )
@@ -233,6 +265,12 @@ class PipelineConfig(_Strict):
                 allowed = ", ".join(GRIDS[estimator].model_fields)
                 raise ValueError(f"{estimator}: {describe_errors(exc)} (it may vary: {allowed})") from None
         return space
+
+    @model_validator(mode="after")
+    def _label_is_no_feature(self) -> PipelineConfig:
+        if self.label in self.columns.named():
+            raise ValueError(f"columns lists the label {self.label!r}: the label is never a feature")
+        return self
 
 
 # Top-level scalars and thresholds are the settings users change per run: CLI flags, Argo parameters.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelyard.config import PipelineConfig, task_of
-from modelyard.contract.records import CANDIDATE_MODEL, MODEL_FILE, Candidate
+from modelyard.contract.records import CANDIDATE_MODEL, MODEL_FILE, Candidate, ColumnRoles
+from modelyard.dates import DateFeatures
 from modelyard.errors import BadInputError
 from modelyard.profile import is_numeric
 from modelyard.tasks import Task
@@ -48,7 +50,7 @@ ESTIMATORS: dict[tuple[Task, str], type[BaseEstimator]] = {
 }
 FIXED_PARAMS: dict[str, dict[str, Any]] = {"logistic_regression": {"max_iter": 2000}}
 # skops refuses to load types it does not trust; we trust only types from these packages.
-TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "modelyard.dates.")
 
 
 def expand_candidates(config: PipelineConfig) -> list[Candidate]:
@@ -75,9 +77,24 @@ def make_estimator(candidate: Candidate, task: Task, seed: int) -> BaseEstimator
     return estimator
 
 
-def build_pipeline(candidate: Candidate, task: Task, features: pd.DataFrame, seed: int) -> Pipeline:
-    numeric = [c for c in features.columns if is_numeric(features[c])]
-    categorical = [c for c in features.columns if c not in numeric]
+def build_pipeline(
+    candidate: Candidate,
+    task: Task,
+    features: pd.DataFrame,
+    seed: int,
+    *,
+    datetime_columns: Sequence[str] = (),
+) -> Pipeline:
+    dates = [c for c in features.columns if c in datetime_columns]
+    numeric = [c for c in features.columns if c not in dates and is_numeric(features[c])]
+    categorical = [c for c in features.columns if c not in numeric and c not in dates]
+    date_branch = Pipeline(
+        [
+            ("parse", DateFeatures()),
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+        ]
+    )
     preprocess = ColumnTransformer(
         [
             (
@@ -95,15 +112,21 @@ def build_pipeline(candidate: Candidate, task: Task, features: pd.DataFrame, see
                 ),
                 categorical,
             ),
+            *([("datetime", date_branch, dates)] if dates else []),
         ]
     )
     return Pipeline([("preprocess", preprocess), ("estimator", make_estimator(candidate, task, seed))])
 
 
-def features_and_label(frame: pd.DataFrame, label: str, task: Task) -> tuple[pd.DataFrame, pd.Series]:
-    categorical = [c for c in frame.columns if c != label and not is_numeric(frame[c])]
+def features_and_label(
+    frame: pd.DataFrame, label: str, task: Task, roles: ColumnRoles | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The model's input and target; with roles, only the features, dates as they came (text or datetime)."""
+    columns = roles.features if roles else [c for c in frame.columns if c != label]
+    dates = set(roles.datetime) if roles else set()
+    categorical = [c for c in columns if c not in dates and not is_numeric(frame[c])]
     # Categorical columns go in as strings with NaN for missing, the form served rows have too.
-    features = frame.drop(columns=[label]).astype({c: object for c in categorical})
+    features = frame[columns].astype({c: object for c in categorical})
     if task == "classification":
         return features, frame[label].astype(str)
     try:
@@ -169,6 +192,18 @@ def load(path: Path) -> Pipeline:
     import skops.io
 
     return skops.io.load(path, trusted=_only_known(skops.io.get_untrusted_types(file=path), str(path)))
+
+
+def served_code(directory: Path) -> list[str]:
+    """`code_paths` for a model with date features: the package `modelyard.dates` alone, which a
+    model server without modelyard then imports (it needs nothing but pandas and scikit-learn)."""
+    from modelyard import dates
+
+    package = directory / "modelyard"
+    package.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(dates.__file__).with_name("__init__.py"), package)
+    shutil.copy(dates.__file__, package)
+    return [str(package)]
 
 
 def log_candidate(model: Pipeline) -> None:

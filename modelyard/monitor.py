@@ -25,15 +25,18 @@ from modelyard.contract.records import (
     OK,
     RETRAIN,
     WARN,
+    CategoricalProfile,
     ColumnDrift,
     ColumnProfile,
     DataProfile,
+    DatetimeProfile,
     FeatureDrift,
     Level,
     MetricDecay,
     MonitorReport,
     NumericProfile,
 )
+from modelyard.dates import parse_dates
 from modelyard.drift import compare, grade, power_note, worst
 from modelyard.errors import BadInputError
 from modelyard.model import metrics
@@ -67,7 +70,17 @@ def drift(frame: pd.DataFrame, reference: DataProfile, limits: MonitorThresholds
     # The missing-share check is held to the same false-alarm rate as the drift tests.
     z = float(stats.norm.isf(limits.drift_alpha / (2 * max(len(results), 1))))
     rows = float(reference.rows)
-    return [feature_drift(r, reference.columns[r.column], frame[r.column], rows, z, limits) for r in results]
+    return [
+        feature_drift(
+            r, reference.columns[r.column], _as_profiled(frame[r.column], reference), rows, z, limits
+        )
+        for r in results
+    ]
+
+
+def _as_profiled(series: pd.Series, reference: DataProfile) -> pd.Series:
+    """A date column's values as dates: one that does not parse counts as missing, as in the profile."""
+    return parse_dates(series) if isinstance(reference.columns[str(series.name)], DatetimeProfile) else series
 
 
 def feature_drift(
@@ -83,7 +96,7 @@ def feature_drift(
     feature.null_noise = _share_noise(
         feature.null_reference, reference_rows, feature.null_current, len(series), z
     )
-    if not isinstance(profile, NumericProfile) and result.actual and result.actual[-1] > 0:
+    if isinstance(profile, CategoricalProfile) and result.actual and result.actual[-1] > 0:
         feature.unseen_share, feature.unseen_examples = unseen_share(profile, series)
     null_beyond = max(abs(feature.null_change) - feature.null_noise, 0.0)
     grades = [

@@ -10,7 +10,15 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from modelyard.contract.records import CategoricalProfile, ColumnProfile, DataProfile, NumericProfile
+from modelyard.contract.records import (
+    CategoricalProfile,
+    ColumnProfile,
+    ColumnRoles,
+    DataProfile,
+    DatetimeProfile,
+    NumericProfile,
+)
+from modelyard.dates import date_format, parse_dates
 from modelyard.tasks import Task
 
 DECILES: Final = np.linspace(0.1, 0.9, 9)
@@ -23,13 +31,19 @@ def is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def profile_frame(frame: pd.DataFrame, label: str, task: Task) -> DataProfile:
-    features = [c for c in frame.columns if c != label]
+def profile_frame(
+    frame: pd.DataFrame, label: str, task: Task, roles: ColumnRoles | None = None
+) -> DataProfile:
+    """The label and the features (with roles: the model's features only, its dates as dates)."""
+    features = roles.features if roles else [c for c in frame.columns if c != label]
+    dates = set(roles.datetime) if roles else set()
     profile = DataProfile(
         rows=len(frame),
         label=label,
         task=task,
-        columns={str(c): profile_column(frame[c]) for c in features},
+        columns={
+            str(c): profile_dates(frame[c]) if c in dates else profile_column(frame[c]) for c in features
+        },
     )
     if label in frame and task == "classification":
         counts = frame[label].dropna().astype(str).value_counts().sort_index()
@@ -46,6 +60,13 @@ def profile_column(series: pd.Series) -> ColumnProfile:
         return NumericProfile(**base, **_numeric_stats(series.dropna().to_numpy(dtype=float)))
     shares = series.dropna().astype(str).value_counts(normalize=True).sort_index()
     return CategoricalProfile(**base, categories={str(k): float(v) for k, v in shares.items()})
+
+
+def profile_dates(series: pd.Series) -> DatetimeProfile:
+    parsed = parse_dates(series, date_format(series)).dropna()
+    low, high = (parsed.min().isoformat(), parsed.max().isoformat()) if len(parsed) else (None, None)
+    null_fraction = 1 - len(parsed) / len(series) if len(series) else 0.0
+    return DatetimeProfile(dtype=str(series.dtype), null_fraction=null_fraction, min=low, max=high)
 
 
 def _numeric_stats(values: np.ndarray) -> dict[str, Any]:

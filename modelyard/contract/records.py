@@ -39,6 +39,7 @@ Method = Literal["ks", "chi2", "wasserstein", "psi"]
 PARTS: Final = ("train", "validation", "test")
 PROFILE_FILE: Final = "profile.json"
 SPLIT_FILE: Final = "split.json"
+ROLES_FILE: Final = "roles.json"
 EVALUATION_FILE: Final = "evaluation.json"
 REPORT_FILE: Final = "report.json"
 REPORT_TEXT: Final = "report.txt"
@@ -101,6 +102,9 @@ class Tags:
     RESTORED_AT: Final = PREFIX + "restored_at"
     RESTORED_BY: Final = PREFIX + "restored_by"
     RESTORE_REASON: Final = PREFIX + "restore_reason"
+    FEATURES: Final = PREFIX + "features"
+    DATETIME_COLUMNS: Final = PREFIX + "datetime_columns"
+    EXCLUDED_COLUMNS: Final = PREFIX + "excluded_columns"
 
     @staticmethod
     def test_metric(metric: str) -> str:
@@ -171,7 +175,34 @@ class CategoricalProfile(Record):
     categories: dict[str, float]  # share of each category among the non-missing values
 
 
-ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+class DatetimeProfile(Record):
+    """A date column: its range, not its values (every new batch brings later dates)."""
+
+    kind: Literal["datetime"] = "datetime"
+    dtype: str
+    null_fraction: float  # missing or unparseable
+    min: str | None  # ISO 8601
+    max: str | None
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile | DatetimeProfile, Field(discriminator="kind")]
+
+
+class ColumnRoles(Record):
+    """What each column is to the model: the split step resolves it (`modelyard.columns`), the later
+    steps read it from the splits artifact (`read_split_roles`)."""
+
+    features: list[str]  # in the data's order; the model sees only these
+    numeric: list[str]
+    categorical: list[str]
+    datetime: list[str] = []  # turned into calendar and elapsed-time features (`modelyard.dates`)
+    excluded: dict[str, str] = {}  # column -> why the model does not see it
+
+
+def read_split_roles(splits: Path) -> ColumnRoles | None:
+    """The column roles the split step resolved; None for a splits artifact written before them."""
+    path = splits / ROLES_FILE
+    return read_record(ColumnRoles, path) if path.exists() else None
 
 
 class DataProfile(Record):

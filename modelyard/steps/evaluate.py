@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow.entities import Metric, RunTag
 
 from modelyard import model
+from modelyard.columns import roles_of_profile
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import EVALUATION, SPLITS, EvaluateOutputs, EvaluateParams
 from modelyard.contract.records import (
@@ -22,10 +23,11 @@ from modelyard.contract.records import (
     Evaluation,
     Gate,
     Tags,
+    read_split_roles,
     read_splits,
     write_record,
 )
-from modelyard.registry import CHAMPION, by_alias
+from modelyard.registry import CHAMPION, by_alias, reference_profile
 from modelyard.tasks import MetricSpec, Task, scale, task_metrics, worse_by
 from modelyard.tracking import child_run
 
@@ -36,11 +38,12 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     config = PipelineConfig.model_validate_json(params.config)
     task = task_of(config)
     (test,) = read_splits(work_dir / SPLITS, "test")
-    features, labels = model.features_and_label(test, config.label, task)
+    roles = read_split_roles(work_dir / SPLITS)
+    features, labels = model.features_and_label(test, config.label, task, roles=roles)
     challenger = model.load_candidate(params.candidate_run_id)
     name, overfit, gap = winner_fit(params.candidate_run_id)
     scores = model.score(task, challenger, features, labels)
-    champion = score_champion(config.model_name, task, features, labels)
+    champion = score_champion(config.model_name, task, test, config.label)
     gates = absolute_gates(scores, config) + overfit_gates(overfit, gap, config)
     gates += champion_gates(scores, champion, config)
     failed = [g.detail for g in gates if not g.passed]
@@ -100,11 +103,17 @@ def record_on_parent(run_id: str, result: Evaluation, test_metrics: dict[str, fl
     )
 
 
-def score_champion(name: str, task: Task, features: pd.DataFrame, labels: pd.Series) -> ChampionScore | None:
-    version = by_alias(mlflow.MlflowClient(), name, CHAMPION)
+def score_champion(name: str, task: Task, test: pd.DataFrame, label: str) -> ChampionScore | None:
+    """The champion's test scores, on the columns it was trained with (its profile's), whatever
+    columns this run chose."""
+    client = mlflow.MlflowClient()
+    version = by_alias(client, name, CHAMPION)
     if version is None:
         return None
+    reference = reference_profile(client, name)
+    roles = roles_of_profile(reference) if reference else None
     try:  # by version: the alias may move while this step runs
+        features, labels = model.features_and_label(test, label, task, roles=roles)
         champion = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
         return ChampionScore(
             version=str(version.version), metrics=model.score(task, champion, features, labels)

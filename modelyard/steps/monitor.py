@@ -14,6 +14,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from modelyard import alerts, model
+from modelyard.columns import roles_of_profile
 from modelyard.config import MonitorThresholds, load_config
 from modelyard.contract import MonitorOutputs, MonitorParams
 from modelyard.contract.records import (
@@ -102,7 +103,7 @@ def champion_decay(
     if not recorded:
         return [], f"v{champion.version} has no recorded test metrics: decay not checked"
     pipeline = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
-    features, labels = model.features_and_label(labelled, label, task)
+    features, labels = model.features_and_label(labelled, label, task, roles=roles_of_profile(reference))
     try:
         predicted, proba, classes = model.predictions(task, pipeline, features)
     except (ValueError, KeyError, TypeError) as exc:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
 from modelyard import alerts, model
+from modelyard.columns import role_tags
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
 from modelyard.contract.records import (
@@ -23,6 +25,7 @@ from modelyard.contract.records import (
     SplitSummary,
     Tags,
     read_record,
+    read_split_roles,
     read_splits,
 )
 from modelyard.errors import BadInputError, deferred_signals
@@ -44,6 +47,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
     run_id = evaluation.candidate_run_id
     client = mlflow.MlflowClient()
     parent = client.get_run(params.run_id)
+    roles = read_split_roles(work_dir / SPLITS)
     tags = (
         lineage_tags()
         | {
@@ -56,6 +60,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
             Tags.REASONS: "; ".join(evaluation.reasons),
         }
         | {Tags.test_metric(k): f"{v:.4f}" for k, v in evaluation.metrics.items()}
+        | (role_tags(roles) if roles else {})
     )
     # A stop signal waits until the new version has its aliases: never a version half-registered.
     with deferred_signals():
@@ -118,13 +123,14 @@ def log_and_register(
     no version ever exists without its lineage (a server dying in between leaves no version at all)."""
     pipeline = model.load_candidate(run_id)
     (train,) = read_splits(work_dir / SPLITS, "train")
-    features, _ = model.features_and_label(train, config.label, task_of(config))
+    roles = read_split_roles(work_dir / SPLITS)
+    features, _ = model.features_and_label(train, config.label, task_of(config), roles=roles)
     example = features.head(5)
     client = mlflow.MlflowClient()
     # The profile goes first: a registered version must never lack its reference data profile.
     folder = Path(REFERENCE_PROFILE).parent.as_posix()
     client.log_artifact(run_id, str(work_dir / SPLITS / PROFILE_FILE), folder)
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as code:
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -132,6 +138,7 @@ def log_and_register(
             input_example=example,
             pip_requirements=pinned_requirements(),
             skops_trusted_types=model.trusted_types(pipeline),
+            code_paths=model.served_code(Path(code)) if roles and roles.datetime else None,
         )
     return mlflow.register_model(info.model_uri, config.model_name, tags=tags)
 

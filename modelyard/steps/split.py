@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -11,11 +12,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from modelyard.columns import describe_roles, resolve_roles, role_tags
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs
 from modelyard.contract.records import (
     PARTS,
     PROFILE_FILE,
+    ROLES_FILE,
     SPLIT_FILE,
     SplitSummary,
     Tags,
@@ -42,24 +45,30 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
     if frame.empty:
         raise BadInputError(f"dataset {config.dataset} has no rows")
     frame = canonical(frame)
+    roles = resolve_roles(frame, config.label, config.columns)
+    print(f"columns: {describe_roles(roles)}", file=sys.stderr)
     digest = fingerprint(frame)
     parts, stratified = split_frame(frame, config)
     out = work_dir / SPLITS
     out.mkdir(parents=True, exist_ok=True)
     for name, part in zip(PARTS, parts, strict=True):
         part.to_parquet(out / part_file(name), index=False)
-    profile = profile_frame(frame, config.label, task_of(config))
+    profile = profile_frame(frame, config.label, task_of(config), roles=roles)
     sizes = {rows_metric(name): len(part) for name, part in zip(PARTS, parts, strict=True)}
     summary = SplitSummary(
         dataset=config.dataset, fingerprint=digest, rows=len(frame), stratified=stratified, **sizes
     )
     write_record(out / PROFILE_FILE, profile)
     write_record(out / SPLIT_FILE, summary)
+    write_record(out / ROLES_FILE, roles)
     with child_run(params.run_id, "split", {Tags.DATASET_FINGERPRINT: digest}):
         mlflow.log_params({"dataset": config.dataset, "fingerprint": digest, "stratified": stratified})
         mlflow.log_metrics({k: float(v) for k, v in ({"rows": len(frame)} | sizes).items()})
-        mlflow.MlflowClient().set_tag(params.run_id, Tags.DATASET_FINGERPRINT, digest)
+        client = mlflow.MlflowClient()
+        for key, value in ({Tags.DATASET_FINGERPRINT: digest} | role_tags(roles)).items():
+            client.set_tag(params.run_id, key, value)
         mlflow.log_artifact(str(out / PROFILE_FILE))
+        mlflow.log_artifact(str(out / ROLES_FILE))
     return SplitOutputs(fingerprint=digest, rows=len(frame))
 
 

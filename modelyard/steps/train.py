@@ -7,7 +7,16 @@ import mlflow
 from modelyard import model
 from modelyard.config import PipelineConfig, primary_of, task_of
 from modelyard.contract import SPLITS, TrainOutputs, TrainParams
-from modelyard.contract.records import GAP_METRIC, Candidate, CandidateResult, Tags, dump, load, read_splits
+from modelyard.contract.records import (
+    GAP_METRIC,
+    Candidate,
+    CandidateResult,
+    Tags,
+    dump,
+    load,
+    read_split_roles,
+    read_splits,
+)
 from modelyard.tasks import worse_by
 from modelyard.tracking import child_run
 
@@ -17,10 +26,13 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     candidate = load(Candidate, params.candidate, "--candidate")
     task = task_of(config)
     train_frame, validation_frame = read_splits(work_dir / SPLITS, "train", "validation")
-    features, labels = model.features_and_label(train_frame, config.label, task)
-    pipeline = model.build_pipeline(candidate, task, features, config.seed).fit(features, labels)
+    roles = read_split_roles(work_dir / SPLITS)
+    features, labels = model.features_and_label(train_frame, config.label, task, roles=roles)
+    dates = roles.datetime if roles else ()
+    pipeline = model.build_pipeline(candidate, task, features, config.seed, datetime_columns=dates)
+    pipeline.fit(features, labels)
     train_scores = model.score(task, pipeline, features, labels)
-    validation = model.features_and_label(validation_frame, config.label, task)
+    validation = model.features_and_label(validation_frame, config.label, task, roles=roles)
     validation_scores = model.score(task, pipeline, *validation)
     metric = primary_of(config)
     # How much worse on unseen rows: a difference for scores, a share of the error for RMSE and MAE.

@@ -17,6 +17,7 @@ from modelyard.contract.records import (
     Tags,
     ValidationReport,
     ValidationStatus,
+    read_split_roles,
     read_splits,
     write_record,
 )
@@ -36,7 +37,7 @@ def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
         if reference
         else "none (no champion yet): schema, label and value checks only"
     )
-    findings, drift = run_checks(frame, config, reference)
+    findings, drift = run_checks(frame, config, reference, roles=read_split_roles(work_dir / SPLITS))
     errors = [f for f in findings if f.severity == "error"]
     status: ValidationStatus = "fail" if errors else ("warn" if findings else "pass")
     report = render(findings, drift, source)
