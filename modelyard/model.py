@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -30,7 +34,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract.records import CANDIDATE_MODEL, MODEL_FILE, Candidate
@@ -42,13 +46,19 @@ ESTIMATORS: dict[tuple[Task, str], type[BaseEstimator]] = {
     ("classification", "logistic_regression"): LogisticRegression,
     ("classification", "random_forest"): RandomForestClassifier,
     ("classification", "gradient_boosting"): GradientBoostingClassifier,
+    ("classification", "hist_gradient_boosting"): HistGradientBoostingClassifier,
     ("regression", "ridge"): Ridge,
     ("regression", "random_forest"): RandomForestRegressor,
     ("regression", "gradient_boosting"): GradientBoostingRegressor,
+    ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
 }
+# Histogram boosting splits natively on ordinal-coded categories, at most this many per column.
+MAX_CATEGORIES = 255
 FIXED_PARAMS: dict[str, dict[str, Any]] = {"logistic_regression": {"max_iter": 2000}}
 # skops refuses to load types it does not trust; we trust only types from these packages.
 TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+# ...and these types from elsewhere: histogram boosting keeps a functools.partial of its loss.
+TRUSTED_TYPES = ("functools.partial",)
 
 
 def expand_candidates(config: PipelineConfig) -> list[Candidate]:
@@ -78,6 +88,11 @@ def make_estimator(candidate: Candidate, task: Task, seed: int) -> BaseEstimator
 def build_pipeline(candidate: Candidate, task: Task, features: pd.DataFrame, seed: int) -> Pipeline:
     numeric = [c for c in features.columns if is_numeric(features[c])]
     categorical = [c for c in features.columns if c not in numeric]
+    estimator = make_estimator(candidate, task, seed)
+    if candidate.estimator == "hist_gradient_boosting":
+        # Dense input, missing values left to the trees, categories as codes split on natively.
+        estimator.set_params(categorical_features=[False] * len(numeric) + [True] * len(categorical))
+        return Pipeline([("preprocess", _ordinal(numeric, categorical)), ("estimator", estimator)])
     preprocess = ColumnTransformer(
         [
             (
@@ -97,7 +112,66 @@ def build_pipeline(candidate: Candidate, task: Task, features: pd.DataFrame, see
             ),
         ]
     )
-    return Pipeline([("preprocess", preprocess), ("estimator", make_estimator(candidate, task, seed))])
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+
+
+def _ordinal(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    encode = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        max_categories=MAX_CATEGORIES,
+    )
+    return ColumnTransformer([("numeric", "passthrough", numeric), ("categorical", encode, categorical)])
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A tree ensemble stopped at the time budget: `grown` of `wanted` trees (boosting iterations)."""
+
+    grown: int
+    wanted: int
+
+
+def fit_within(
+    pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series, budget_seconds: float
+) -> Cut | None:
+    """Fit the pipeline; a tree ensemble is grown in chunks until done or until the next chunk would
+    end past the budget (None: fitted whole). Other estimators are fitted in one go."""
+    estimator = pipeline.steps[-1][1]
+    size = _size_param(estimator)
+    if size is None:
+        pipeline.fit(features, labels)
+        return None
+    started = time.monotonic()
+    transformed = pipeline[:-1].fit_transform(features, labels)
+    wanted = int(estimator.get_params()[size])
+    chunk = max(1, wanted // 20)
+    grown = 0
+    estimator.set_params(warm_start=True)
+    while grown < wanted:
+        estimator.set_params(**{size: min(wanted, grown + chunk)})
+        estimator.fit(transformed, labels)
+        done = _grown(estimator)
+        stopped_early = done < estimator.get_params()[size]  # boosting's own early stopping
+        grown = done
+        elapsed = time.monotonic() - started
+        if stopped_early or (grown < wanted and elapsed + elapsed / grown * chunk > budget_seconds):
+            break
+    estimator.set_params(warm_start=False, **{size: grown})
+    return Cut(grown, wanted) if grown < wanted and not stopped_early else None
+
+
+def _size_param(estimator: BaseEstimator) -> str | None:
+    params = estimator.get_params()
+    if "warm_start" not in params or isinstance(estimator, LogisticRegression):
+        return None
+    return "max_iter" if "max_iter" in params else "n_estimators"
+
+
+def _grown(estimator: BaseEstimator) -> int:
+    if hasattr(estimator, "n_iter_"):
+        return int(estimator.n_iter_)
+    return len(estimator.estimators_)
 
 
 def features_and_label(frame: pd.DataFrame, label: str, task: Task) -> tuple[pd.DataFrame, pd.Series]:
@@ -180,6 +254,15 @@ def log_candidate(model: Pipeline) -> None:
         mlflow.log_artifact(str(Path(tmp) / MODEL_FILE), Path(CANDIDATE_MODEL).parent.as_posix())
 
 
+def delete_candidate(run_id: str) -> None:
+    """Delete a candidate run's fitted pipeline (a losing one: only the winner's model is kept)."""
+    import mlflow
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository(mlflow.get_run(run_id).info.artifact_uri)
+    repository.delete_artifacts(Path(CANDIDATE_MODEL).parent.as_posix())
+
+
 def load_candidate(run_id: str) -> Pipeline:
     import mlflow
 
@@ -194,7 +277,7 @@ def load_candidate(run_id: str) -> Pipeline:
 
 
 def _only_known(types: list[str], what: str) -> list[str]:
-    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULES)]
+    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES]
     if unexpected:
         raise BadInputError(f"{what} holds types modelyard does not trust: {unexpected}")
     return types
