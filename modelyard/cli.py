@@ -30,6 +30,7 @@ from modelyard.contract import (
 )
 from modelyard.contract.records import PROMOTE, RETRAIN
 from modelyard.errors import ExitCode, ModelyardError, RejectedError
+from modelyard.runner.retention import DEFAULT_KEEP, ENV_KEEP_RUNS
 
 
 class Cli(click.Group):
@@ -136,6 +137,13 @@ def main(verbose: bool) -> None:
     "--image", help="Run each step in a container of this trainer image (needs Docker and an MLflow server)."
 )
 @click.option("--strict", is_flag=True, help="Exit 3 when the challenger is rejected (for CI).")
+@click.option(
+    "--keep-runs",
+    type=click.IntRange(1),
+    envvar=ENV_KEEP_RUNS,
+    show_envvar=True,
+    help="After the run, delete all but the newest N run directories under --work-dir [default: keep all].",
+)
 def run(
     config_file: Path | None,
     tracking_uri: str | None,
@@ -143,27 +151,55 @@ def run(
     parallel: int | None,
     image: str | None,
     strict: bool,
+    keep_runs: int | None,
     **overrides: Any,
 ) -> None:
     """Run the whole pipeline on this machine."""
-    from modelyard.config import read_config_file
+    from modelyard.config import load_config, read_config_file
     from modelyard.runner.local import run_pipeline
     from modelyard.runner.summary import summarize
     from modelyard.tracking import configure
 
     text = read_config_file(config_file)
     inputs = parse_params(PrepareParams, {"config": text, **overrides}).model_dump()  # fail before any run
+    load_config(text, {k: v for k, v in inputs.items() if k != "config"})  # ...and before .modelyard/
     uri = configure(tracking_uri)
-    if image:
-        from modelyard.runner.docker import DockerExecutor
+    try:
+        if image:
+            from modelyard.runner.docker import DockerExecutor
 
-        result = run_pipeline(inputs, work_dir, execute=DockerExecutor(image, uri), parallel=parallel)
-    else:
-        result = run_pipeline(inputs, work_dir, parallel=parallel)
+            result = run_pipeline(inputs, work_dir, execute=DockerExecutor(image, uri), parallel=parallel)
+        else:
+            result = run_pipeline(inputs, work_dir, parallel=parallel)
+    finally:
+        if keep_runs is not None:
+            _prune(work_dir, keep_runs)
     model_name = json.loads(result.outputs["prepare"].config)["model_name"]
     click.echo(summarize(result, model_name, uri))
     if strict and result.outputs["register"].decision != PROMOTE:
         raise RejectedError(f"challenger v{result.outputs['register'].version} was rejected (--strict)")
+
+
+def _prune(work_dir: Path, keep: int) -> None:
+    from modelyard.runner.retention import prune
+
+    removed, freed = prune(work_dir, keep)
+    if removed:
+        click.echo(f"gc: deleted {len(removed)} old run directories ({freed / 2**20:.1f} MiB)", err=True)
+
+
+@main.command()
+@runs_dir_option
+@click.option(
+    "--keep",
+    type=click.IntRange(1),
+    default=DEFAULT_KEEP,
+    show_default=True,
+    help="Run directories to keep, newest first; a directory a running run holds is never deleted.",
+)
+def gc(work_dir: Path, keep: int) -> None:
+    """Delete the step artifacts (splits, reports) of all but the newest local runs."""
+    _prune(work_dir, keep)
 
 
 @main.group()

@@ -28,6 +28,7 @@ from modelyard.pipeline import (
     Task,
     TaskOutput,
 )
+from modelyard.runner.retention import hold
 
 # Runs one step; the local runner calls steps in-process, the Docker runner in containers.
 StepExecutor = Callable[[str, dict[str, Any], Path], BaseModel]
@@ -61,6 +62,7 @@ def run_pipeline(
     """Execute TRAINING task by task; the exit handler closes the parent run whatever happens."""
     work_dir = work_root / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     work_dir.mkdir(parents=True)
+    lock = hold(work_dir)  # `modelyard gc` and --keep-runs spare the directory while it is held
     run = PipelineRun(work_dir)
     status: RunStatus = "Succeeded"
     message = ""
@@ -80,6 +82,7 @@ def run_pipeline(
         if run.run_id:
             finish = FinishParams(run_id=run.run_id, status=status, message=message)
             execute(EXIT_HANDLER.name, finish.model_dump(), work_dir)
+        lock.close()
     return run
 
 
