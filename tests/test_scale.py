@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_customers, modelyard
+from conftest import champion_predictions, make_customers, modelyard
 from mlflow import MlflowClient
 
 from modelyard import model
@@ -81,6 +81,18 @@ def test_histogram_boosting_fits_whole_within_budget_and_survives_storage(tmp_pa
     unseen = features.head(5).assign(plan="platinum")  # a category never seen in training
     assert list(loaded.predict(unseen)) == list(pipeline.predict(unseen))
     assert model.score("classification", loaded, features, labels)["accuracy"] > 0.7
+
+
+def test_a_histogram_boosting_champion_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    make_customers(1500).to_csv(tmp_path / "customers.csv", index=False)
+    (tmp_path / "pipeline.yaml").write_text("search_space: {hist_gradient_boosting: {max_iter: [30]}}\n")
+    gates = ["--min-accuracy", "0", "--min-f1-macro", "0", "--min-roc-auc", "0"]
+    args = ["run", "--config", "pipeline.yaml", "--dataset", "customers.csv", "--label", "churn"]
+    done = modelyard(*args, "--model-name", "hgb", *gates, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^ +decision +PROMOTE$", done.stdout, re.MULTILINE), done.stdout
+    rows = make_customers(3, seed=9).drop(columns=["churn"]).assign(plan=["basic", "platinum", None])
+    assert set(champion_predictions(tmp_path, "hgb", rows)) <= {"yes", "no"}
 
 
 @pytest.fixture(scope="module")
