@@ -1,8 +1,8 @@
 """Disk used by `.modelyard/` after N default runs on a small churn table (default 50), without and
-with `--keep-runs 10`: MiB of the run directories, of the MLflow artifacts, and the candidate models
+with `--keep-runs 10` (--keep): MiB of the run directories, of the MLflow artifacts, and the candidate models
 kept (one per run: only the winner's).
 
-Usage: .venv/bin/python benchmarks/disk_runs.py [--runs N] [--rows N]
+Usage: .venv/bin/python benchmarks/disk_runs.py [--runs N] [--rows N] [--keep N]
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--keep", type=int, default=10)
     args = parser.parse_args()
     print(f"{args.runs} runs of `modelyard run` on a {args.rows:,}-row churn table")
     print(f"{'':<16} {'.modelyard':>10} {'runs/':>8} {'artifacts/':>10} {'mlflow.db':>9} {'models':>6}")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, keep in (("keep all", []), ("--keep-runs 10", ["--keep-runs", "10"])):
+        keep_runs = ["--keep-runs", str(args.keep)]
+        for label, keep in (("keep all", []), (" ".join(keep_runs), keep_runs)):
             project = Path(tmp) / label.replace(" ", "_")
             project.mkdir()
             make_customers(args.rows).to_csv(project / "customers.csv", index=False)
