@@ -136,7 +136,9 @@ def fit_within(
     pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series, budget_seconds: float
 ) -> Cut | None:
     """Fit the pipeline; a tree ensemble is grown in chunks until done or until the next chunk would
-    end past the budget (None: fitted whole). Other estimators are fitted in one go."""
+    end past the budget (None: fitted whole). Other estimators are fitted in one go. After the first
+    chunk, the rest is grown at once when it is predicted to end within the budget: each warm start
+    of histogram boosting bins the data again."""
     estimator = pipeline.steps[-1][1]
     size = _size_param(estimator)
     if size is None:
@@ -149,16 +151,24 @@ def fit_within(
     grown = 0
     estimator.set_params(warm_start=True)
     while grown < wanted:
-        estimator.set_params(**{size: min(wanted, grown + chunk)})
+        rest = wanted - grown
+        on_time = (
+            grown > 0 and time.monotonic() - started + _per_tree(started, grown) * rest <= budget_seconds
+        )
+        estimator.set_params(**{size: wanted if on_time else min(wanted, grown + chunk)})
         estimator.fit(transformed, labels)
         done = _grown(estimator)
         stopped_early = done < estimator.get_params()[size]  # boosting's own early stopping
         grown = done
-        elapsed = time.monotonic() - started
-        if stopped_early or (grown < wanted and elapsed + elapsed / grown * chunk > budget_seconds):
+        too_late = time.monotonic() - started + _per_tree(started, grown) * chunk > budget_seconds
+        if stopped_early or (grown < wanted and too_late):
             break
     estimator.set_params(warm_start=False, **{size: grown})
     return Cut(grown, wanted) if grown < wanted and not stopped_early else None
+
+
+def _per_tree(started: float, grown: int) -> float:
+    return (time.monotonic() - started) / grown
 
 
 def _size_param(estimator: BaseEstimator) -> str | None:
