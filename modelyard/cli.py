@@ -39,6 +39,7 @@ from modelyard.errors import (
     stop_signals_raise,
     transient_message,
 )
+from modelyard.runner.retention import DEFAULT_KEEP, ENV_KEEP_RUNS
 
 
 class Cli(click.Group):
@@ -183,6 +184,13 @@ def empty_flag(command: click.Command, args: list[str]) -> str | None:
     "--image", help="Run each step in a container of this trainer image (needs Docker and an MLflow server)."
 )
 @click.option("--strict", is_flag=True, help="Exit 3 when the challenger is rejected (for CI).")
+@click.option(
+    "--keep-runs",
+    type=click.IntRange(1),
+    envvar=ENV_KEEP_RUNS,
+    show_envvar=True,
+    help="After the run, delete all but the newest N run directories under --work-dir [default: keep all].",
+)
 def run(
     config_file: Path | None,
     tracking_uri: str | None,
@@ -190,6 +198,7 @@ def run(
     parallel: int | None,
     image: str | None,
     strict: bool,
+    keep_runs: int | None,
     **overrides: Any,
 ) -> None:
     """Run the whole pipeline on this machine."""
@@ -203,16 +212,42 @@ def run(
     load_config(text, {k: v for k, v in inputs.items() if k != "config"})  # before .modelyard/ exists
     writable_dir(work_dir)
     uri = configure(tracking_uri)  # creates the embedded store: every check comes before
-    if image:
-        from modelyard.runner.docker import DockerExecutor
+    try:
+        if image:
+            from modelyard.runner.docker import DockerExecutor
 
-        result = run_pipeline(inputs, work_dir, execute=DockerExecutor(image, uri), parallel=parallel)
-    else:
-        result = run_pipeline(inputs, work_dir, parallel=parallel)
+            result = run_pipeline(inputs, work_dir, execute=DockerExecutor(image, uri), parallel=parallel)
+        else:
+            result = run_pipeline(inputs, work_dir, parallel=parallel)
+    finally:
+        if keep_runs is not None:
+            _prune(work_dir, keep_runs)
     model_name = json.loads(result.outputs["prepare"].config)["model_name"]
     click.echo(summarize(result, model_name, uri))
     if strict and result.outputs["register"].decision != PROMOTE:
         raise RejectedError(f"challenger v{result.outputs['register'].version} was rejected (--strict)")
+
+
+def _prune(work_dir: Path, keep: int) -> None:
+    from modelyard.runner.retention import prune
+
+    removed, freed = prune(work_dir, keep)
+    if removed:
+        click.echo(f"gc: deleted {len(removed)} old run directories ({freed / 2**20:.1f} MiB)", err=True)
+
+
+@main.command()
+@runs_dir_option
+@click.option(
+    "--keep",
+    type=click.IntRange(1),
+    default=DEFAULT_KEEP,
+    show_default=True,
+    help="Run directories to keep, newest first; a directory a running run holds is never deleted.",
+)
+def gc(work_dir: Path, keep: int) -> None:
+    """Delete the step artifacts (splits, reports) of all but the newest local runs."""
+    _prune(work_dir, keep)
 
 
 @main.group()

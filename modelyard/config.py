@@ -21,9 +21,9 @@ from pydantic import (
 
 from modelyard.errors import BadInputError
 from modelyard.tasks import (
-    DEFAULT_SEARCH_SPACE,
     ESTIMATOR_TASKS,
     GRIDS,
+    LARGE_TABLE_ROWS,
     METRICS,
     PRIMARY_METRIC,
     TASK_THRESHOLDS,
@@ -31,6 +31,7 @@ from modelyard.tasks import (
     Metric,
     MetricSpec,
     Task,
+    default_search_space,
     other,
 )
 
@@ -252,7 +253,20 @@ class PipelineConfig(_Strict):
     expectations: Expectations = Field(default_factory=Expectations)
     columns: Columns = Field(default_factory=Columns)
     search_space: dict[Estimator, dict[str, list[Any]]] | None = Field(
-        None, min_length=1, description="estimators and their grids (default: the task's)"
+        None,
+        min_length=1,
+        description="estimators and their grids (default: the task's, sized to the table's rows)",
+    )
+    large_table_rows: int = Field(
+        LARGE_TABLE_ROWS,
+        ge=1,
+        description="rows from which the default search space is the large-table one (histogram boosting, bounded forests)",
+    )
+    candidate_time_budget: float = Field(
+        600,
+        gt=0,
+        le=24 * 3600,
+        description="seconds one candidate may spend fitting; a tree ensemble is cut at the trees grown by then",
     )
 
     @field_validator("search_space")
@@ -274,7 +288,17 @@ class PipelineConfig(_Strict):
 
 
 # Top-level scalars and thresholds are the settings users change per run: CLI flags, Argo parameters.
-FLAT_TOP_LEVEL = ("dataset", "label", "model_name", "experiment", "task", "seed", "primary_metric")
+FLAT_TOP_LEVEL = (
+    "dataset",
+    "label",
+    "model_name",
+    "experiment",
+    "task",
+    "seed",
+    "primary_metric",
+    "large_table_rows",
+    "candidate_time_budget",
+)
 
 
 def flat_fields() -> dict[str, Any]:
@@ -304,8 +328,9 @@ def load_config(text: str = "", overrides: dict[str, Any] | None = None) -> Pipe
         raise BadInputError(f"invalid config: {describe_errors(exc)}") from exc
 
 
-def for_task(config: PipelineConfig, task: Task) -> PipelineConfig:
-    """The config resolved for a task: the other task's settings refused, this one's defaults filled."""
+def for_task(config: PipelineConfig, task: Task, rows: int | None = None) -> PipelineConfig:
+    """The config resolved for a task: the other task's settings refused, this one's defaults filled
+    (the search space sized to `rows`, the table's row count, when known)."""
     wrong = other(task)
     problems = [
         f"thresholds.{name} is a {wrong} gate"
@@ -328,7 +353,7 @@ def for_task(config: PipelineConfig, task: Task) -> PipelineConfig:
         update={
             "task": task,
             "primary_metric": config.primary_metric or PRIMARY_METRIC[task],
-            "search_space": config.search_space or DEFAULT_SEARCH_SPACE[task],
+            "search_space": config.search_space or default_search_space(task, rows, config.large_table_rows),
             "thresholds": config.thresholds.model_copy(update=unset),
         }
     )

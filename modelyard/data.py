@@ -87,7 +87,7 @@ def _read_file(path: Path, shown_as: str, column: str | None = None) -> pd.DataF
         raise BadInputError(f"dataset file not found: {shown_as}")
     try:
         if suffix != ".csv":
-            frame = pd.read_parquet(path)
+            frame = _read_parquet_file(path, shown_as, column)
         elif column is not None:  # only the header, then only that column
             _require(column, [str(c) for c in pd.read_csv(path, nrows=0).columns], shown_as)
             frame = pd.read_csv(path, usecols=[column])
@@ -99,6 +99,15 @@ def _read_file(path: Path, shown_as: str, column: str | None = None) -> pd.DataF
         raise BadInputError(f"cannot read dataset {shown_as}: {exc}") from exc
     _require(column, [str(c) for c in frame.columns], shown_as)
     return frame
+
+
+def _read_parquet_file(path: Path, shown_as: str, column: str | None) -> pd.DataFrame:
+    if column is None:
+        return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    _require(column, list(pq.read_schema(path).names), shown_as)
+    return pd.read_parquet(path, columns=[column])
 
 
 def _has_parquet(directory: Path) -> bool:

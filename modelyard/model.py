@@ -6,7 +6,9 @@ import itertools
 import math
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -31,7 +35,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract.records import CANDIDATE_MODEL, MODEL_FILE, Candidate, ColumnRoles
@@ -44,13 +48,19 @@ ESTIMATORS: dict[tuple[Task, str], type[BaseEstimator]] = {
     ("classification", "logistic_regression"): LogisticRegression,
     ("classification", "random_forest"): RandomForestClassifier,
     ("classification", "gradient_boosting"): GradientBoostingClassifier,
+    ("classification", "hist_gradient_boosting"): HistGradientBoostingClassifier,
     ("regression", "ridge"): Ridge,
     ("regression", "random_forest"): RandomForestRegressor,
     ("regression", "gradient_boosting"): GradientBoostingRegressor,
+    ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
 }
+# Histogram boosting splits natively on ordinal-coded categories, at most this many per column.
+MAX_CATEGORIES = 255
 FIXED_PARAMS: dict[str, dict[str, Any]] = {"logistic_regression": {"max_iter": 2000}}
 # skops refuses to load types it does not trust; we trust only types from these packages.
 TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "modelyard.dates.")
+# ...and these types from elsewhere: histogram boosting keeps a functools.partial of its loss.
+TRUSTED_TYPES = ("functools.partial",)
 
 
 def expand_candidates(config: PipelineConfig) -> list[Candidate]:
@@ -88,6 +98,12 @@ def build_pipeline(
     dates = [c for c in features.columns if c in datetime_columns]
     numeric = [c for c in features.columns if c not in dates and is_numeric(features[c])]
     categorical = [c for c in features.columns if c not in numeric and c not in dates]
+    estimator = make_estimator(candidate, task, seed)
+    if candidate.estimator == "hist_gradient_boosting":
+        # Dense input, missing values left to the trees, categories as codes split on natively
+        # (the encoder puts them first: a date column yields a varying number of features).
+        estimator.set_params(categorical_features=list(range(len(categorical))) or None)
+        return Pipeline([("preprocess", _ordinal(numeric, categorical, dates)), ("estimator", estimator)])
     date_branch = Pipeline(
         [
             ("parse", DateFeatures()),
@@ -115,7 +131,82 @@ def build_pipeline(
             *([("datetime", date_branch, dates)] if dates else []),
         ]
     )
-    return Pipeline([("preprocess", preprocess), ("estimator", make_estimator(candidate, task, seed))])
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+
+
+def _ordinal(numeric: list[str], categorical: list[str], dates: list[str]) -> ColumnTransformer:
+    encode = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        max_categories=MAX_CATEGORIES,
+    )
+    return ColumnTransformer(
+        [
+            ("categorical", encode, categorical),
+            ("numeric", "passthrough", numeric),
+            *([("datetime", DateFeatures(), dates)] if dates else []),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A tree ensemble stopped at the time budget: `grown` of `wanted` trees (boosting iterations)."""
+
+    grown: int
+    wanted: int
+
+
+def fit_within(
+    pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series, budget_seconds: float
+) -> Cut | None:
+    """Fit the pipeline; a tree ensemble is grown in chunks until done or until the next chunk would
+    end past the budget (None: fitted whole). Other estimators are fitted in one go. After the first
+    chunk, the rest is grown at once when it is predicted to end within the budget: each warm start
+    of histogram boosting bins the data again."""
+    estimator = pipeline.steps[-1][1]
+    size = _size_param(estimator)
+    if size is None:
+        pipeline.fit(features, labels)
+        return None
+    started = time.monotonic()
+    transformed = pipeline[:-1].fit_transform(features, labels)
+    wanted = int(estimator.get_params()[size])
+    chunk = max(1, wanted // 20)
+    grown = 0
+    estimator.set_params(warm_start=True)
+    while grown < wanted:
+        rest = wanted - grown
+        on_time = (
+            grown > 0 and time.monotonic() - started + _per_tree(started, grown) * rest <= budget_seconds
+        )
+        estimator.set_params(**{size: wanted if on_time else min(wanted, grown + chunk)})
+        estimator.fit(transformed, labels)
+        done = _grown(estimator)
+        stopped_early = done < estimator.get_params()[size]  # boosting's own early stopping
+        grown = done
+        too_late = time.monotonic() - started + _per_tree(started, grown) * chunk > budget_seconds
+        if stopped_early or (grown < wanted and too_late):
+            break
+    estimator.set_params(warm_start=False, **{size: grown})
+    return Cut(grown, wanted) if grown < wanted and not stopped_early else None
+
+
+def _per_tree(started: float, grown: int) -> float:
+    return (time.monotonic() - started) / grown
+
+
+def _size_param(estimator: BaseEstimator) -> str | None:
+    params = estimator.get_params()
+    if "warm_start" not in params or isinstance(estimator, LogisticRegression):
+        return None
+    return "max_iter" if "max_iter" in params else "n_estimators"
+
+
+def _grown(estimator: BaseEstimator) -> int:
+    if hasattr(estimator, "n_iter_"):
+        return int(estimator.n_iter_)
+    return len(estimator.estimators_)
 
 
 def features_and_label(
@@ -215,6 +306,15 @@ def log_candidate(model: Pipeline) -> None:
         mlflow.log_artifact(str(Path(tmp) / MODEL_FILE), Path(CANDIDATE_MODEL).parent.as_posix())
 
 
+def delete_candidate(run_id: str) -> None:
+    """Delete a candidate run's fitted pipeline (a losing one: only the winner's model is kept)."""
+    import mlflow
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository(mlflow.get_run(run_id).info.artifact_uri)
+    repository.delete_artifacts(Path(CANDIDATE_MODEL).parent.as_posix())
+
+
 def load_candidate(run_id: str) -> Pipeline:
     import mlflow
 
@@ -229,7 +329,7 @@ def load_candidate(run_id: str) -> Pipeline:
 
 
 def _only_known(types: list[str], what: str) -> list[str]:
-    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULES)]
+    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES]
     if unexpected:
         raise BadInputError(f"{what} holds types modelyard does not trust: {unexpected}")
     return types

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Task = Literal["classification", "regression"]
 Metric = Literal["accuracy", "f1_macro", "roc_auc", "rmse", "mae", "r2"]
-Estimator = Literal["logistic_regression", "ridge", "random_forest", "gradient_boosting"]
+Estimator = Literal[
+    "logistic_regression", "ridge", "random_forest", "gradient_boosting", "hist_gradient_boosting"
+]
 TASKS: Final[tuple[Task, ...]] = get_args(Task)
 
 # A numeric label with non-integer values or more distinct values than this is a regression target.
@@ -50,6 +52,7 @@ ESTIMATOR_TASKS: Final[dict[Estimator, tuple[Task, ...]]] = {
     "ridge": ("regression",),
     "random_forest": TASKS,
     "gradient_boosting": TASKS,
+    "hist_gradient_boosting": TASKS,
 }
 
 
@@ -85,6 +88,7 @@ class RandomForestGrid(_Grid):
     max_depth: Depth | None = None
     min_samples_leaf: Leaf | None = None
     max_features: Features | None = None
+    max_samples: Share | None = None  # share of the rows each tree is grown on
 
 
 class GradientBoostingGrid(_Grid):
@@ -95,11 +99,23 @@ class GradientBoostingGrid(_Grid):
     subsample: Share | None = None
 
 
+class HistGradientBoostingGrid(_Grid):
+    max_iter: Count | None = None
+    learning_rate: Share | None = None
+    max_leaf_nodes: (
+        Annotated[list[Annotated[int, Field(ge=2, le=4096)] | None], Field(min_length=1)] | None
+    ) = None
+    max_depth: Depth | None = None
+    min_samples_leaf: Leaf | None = None
+    l2_regularization: Penalty | None = None
+
+
 GRIDS: Final[dict[Estimator, type[_Grid]]] = {
     "logistic_regression": LogisticRegressionGrid,
     "ridge": RidgeGrid,
     "random_forest": RandomForestGrid,
     "gradient_boosting": GradientBoostingGrid,
+    "hist_gradient_boosting": HistGradientBoostingGrid,
 }
 
 DEFAULT_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
@@ -114,6 +130,37 @@ DEFAULT_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
         "gradient_boosting": {"learning_rate": [0.05, 0.1], "n_estimators": [100]},
     },
 }
+# From this many rows on (config large_table_rows), a table gets LARGE_SEARCH_SPACE: histogram
+# boosting instead of exact gradient boosting, and forests grown on a share of the rows to a bounded
+# depth. Exact boosting and unbounded forests take hours on a million rows.
+LARGE_TABLE_ROWS: Final = 100_000
+_BOUNDED_FOREST: Final[dict[str, list[Any]]] = {
+    "n_estimators": [100],
+    "max_depth": [14],
+    "max_samples": [0.1],
+}
+LARGE_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
+    "classification": {
+        "logistic_regression": {"C": [1.0]},
+        "random_forest": _BOUNDED_FOREST,
+        "hist_gradient_boosting": {"learning_rate": [0.1], "max_iter": [200], "max_leaf_nodes": [31, 63]},
+    },
+    "regression": {
+        "ridge": {"alpha": [1.0]},
+        "random_forest": _BOUNDED_FOREST,
+        "hist_gradient_boosting": {"learning_rate": [0.1], "max_iter": [200], "max_leaf_nodes": [31, 63]},
+    },
+}
+
+
+def default_search_space(
+    task: Task, rows: int | None, large_table_rows: int = LARGE_TABLE_ROWS
+) -> dict[str, dict[str, list[Any]]]:
+    """The search space a table of this many rows gets when the config names none (None: unknown)."""
+    large = rows is not None and rows >= large_table_rows
+    return (LARGE_SEARCH_SPACE if large else DEFAULT_SEARCH_SPACE)[task]
+
+
 # Thresholds that only one task has, with the value a run of that task gets when they are unset.
 TASK_THRESHOLDS: Final[dict[Task, dict[str, float | None]]] = {
     "classification": {

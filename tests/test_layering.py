@@ -25,7 +25,7 @@ CONTRACT: Final = {
     "modelyard.errors",
 }
 DAG: Final = "modelyard.pipeline"
-RUNNERS: Final = {"modelyard.runner.local", "modelyard.runner.docker"}
+RUNNERS: Final = {"modelyard.runner.local", "modelyard.runner.docker", "modelyard.runner.retention"}
 ENTRY: Final = {"modelyard.cli", "modelyard.cli_argo", "modelyard.runner.summary"}
 
 

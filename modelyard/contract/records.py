@@ -72,6 +72,7 @@ class Tags:
     STEP: Final = PREFIX + "step"
     CANDIDATE: Final = PREFIX + "candidate"
     OVERFIT: Final = PREFIX + "overfit"
+    CUT: Final = PREFIX + "cut"  # "N of M": trees grown of those asked for, at the time budget
     DATASET: Final = PREFIX + "dataset"
     DATASET_FINGERPRINT: Final = PREFIX + "dataset_fingerprint"
     CONFIG_HASH: Final = PREFIX + "config_hash"

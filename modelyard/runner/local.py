@@ -35,6 +35,7 @@ from modelyard.pipeline import (
     Task,
     TaskOutput,
 )
+from modelyard.runner.retention import hold
 
 # Runs one step; the local runner calls steps in-process, the Docker runner in containers. An
 # executor may also have a `stop()` that stops what it started elsewhere (the Docker runner's containers).
@@ -72,6 +73,7 @@ def run_pipeline(
     KILLED, with the runs left open under it, when a stop signal (Interrupted) ended the run."""
     work_dir = work_root / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     work_dir.mkdir(parents=True)
+    lock = hold(work_dir)  # `modelyard gc` and --keep-runs spare the directory while it is held
     run = PipelineRun(work_dir)
     status: RunStatus = "Succeeded"
     message = ""
@@ -96,6 +98,7 @@ def run_pipeline(
             finish = FinishParams(run_id=run.run_id, status=status, message=message)
             with deferred_signals():  # a second Ctrl-C must not leave the parent run open
                 execute(EXIT_HANDLER.name, finish.model_dump(), work_dir)
+        lock.close()
     return run
 
 

@@ -45,11 +45,15 @@ def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
 
 
 def resolve_task(config: PipelineConfig) -> tuple[PipelineConfig, str]:
-    """The config for its task, set or inferred from the label column; and why that task."""
-    if config.task is not None:
+    """The config for its task, set or inferred from the label column; and why that task. The
+    label column's length sizes the default search space (only that column is read)."""
+    if config.task is not None and config.search_space is not None:
         return for_task(config, config.task), "set in the config"
-    inferred, why = infer_task(load_column(config.dataset, config.label))
-    return for_task(config, inferred), f"inferred: {why}; set task to override"
+    labels = load_column(config.dataset, config.label)
+    if config.task is not None:
+        return for_task(config, config.task, rows=len(labels)), "set in the config"
+    inferred, why = infer_task(labels)
+    return for_task(config, inferred, rows=len(labels)), f"inferred: {why}; set task to override"
 
 
 def _param(key: str, value: object) -> mlflow.entities.Param:

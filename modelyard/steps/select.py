@@ -8,6 +8,7 @@ from typing import Final
 
 import mlflow
 
+from modelyard import model
 from modelyard.config import PipelineConfig, primary_of
 from modelyard.contract import SelectOutputs, SelectParams
 from modelyard.contract.records import CandidateResult, Tags, load
@@ -32,6 +33,9 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
     client = mlflow.MlflowClient()
     client.set_tag(params.run_id, Tags.BEST_CANDIDATE, best.name)
     client.set_tag(params.run_id, Tags.BEST_CANDIDATE_RUN_ID, best.run_id)
+    for loser in results:
+        if loser.run_id != best.run_id:
+            model.delete_candidate(loser.run_id)
     return SelectOutputs(candidate_run_id=best.run_id)
 
 

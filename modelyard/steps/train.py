@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import mlflow
@@ -30,7 +31,13 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     features, labels = model.features_and_label(train_frame, config.label, task, roles=roles)
     dates = roles.datetime if roles else ()
     pipeline = model.build_pipeline(candidate, task, features, config.seed, datetime_columns=dates)
-    pipeline.fit(features, labels)
+    cut = model.fit_within(pipeline, features, labels, config.candidate_time_budget)
+    if cut:
+        print(
+            f"train: {candidate.name} cut at {cut.grown} of {cut.wanted} trees after "
+            f"{config.candidate_time_budget:g} s (candidate_time_budget)",
+            file=sys.stderr,
+        )
     train_scores = model.score(task, pipeline, features, labels)
     validation = model.features_and_label(validation_frame, config.label, task, roles=roles)
     validation_scores = model.score(task, pipeline, *validation)
@@ -39,6 +46,8 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
     gap = worse_by(metric, train_scores[metric.name], validation_scores[metric.name])
     overfit = gap > config.thresholds.overfit_gap
     tags = {Tags.CANDIDATE: candidate.name, Tags.OVERFIT: str(overfit).lower()}
+    if cut:
+        tags[Tags.CUT] = f"{cut.grown} of {cut.wanted}"
     with child_run(params.run_id, candidate.name, tags) as run:
         mlflow.log_params({"estimator": candidate.estimator} | candidate.params)
         mlflow.log_metrics(
