@@ -293,7 +293,7 @@ for _spec in STEPS.values():
     step.add_command(_step_command(_spec))
 
 
-@main.command()
+@main.command(cls=RefusesEmptyValues)
 @options_from(STEPS["rollback"].params)
 @tracking_option
 def rollback(tracking_uri: str | None, **params: Any) -> None:
@@ -306,7 +306,7 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
     click.echo(outputs.model_dump_json())
 
 
-@main.command()
+@main.command(cls=RefusesEmptyValues)
 @options_from(MonitorParams)
 @tracking_option
 @click.option(
@@ -316,8 +316,10 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
 def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: Any) -> None:
     """Check a batch of recent data for drift and the champion for decay; exit 0 whatever the verdict."""
     from modelyard.steps.monitor import check
-    from modelyard.tracking import configure
+    from modelyard.tracking import configure, writable_dir
 
+    if retrain:
+        writable_dir(work_dir)
     uri = configure(tracking_uri)
     outputs, table = check(parse_params(MonitorParams, params))
     click.echo(table)

@@ -137,18 +137,23 @@ def test_an_overfit_winner_is_shown_recorded_and_rejected_by_the_optional_gate(t
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--model-name", ""], "--model-name is empty: give it a value or leave the flag out"),
-        (["--dataset="], "--dataset is empty: give it a value or leave the flag out"),
+        (["run", "--model-name", ""], "--model-name is empty: give it a value or leave the flag out"),
+        (["run", "--dataset="], "--dataset is empty: give it a value or leave the flag out"),
         (
-            ["--model-name", "m", "--work-dir", ""],
+            ["run", "--model-name", "m", "--work-dir", ""],
             "--work-dir is empty: give it a value or leave the flag out",
         ),
+        (
+            ["monitor", "--retrain", "--dataset", "batch.csv", "--model-name", ""],
+            "--model-name is empty: give it a value or leave the flag out",
+        ),
+        (["rollback", "--model-name="], "--model-name is empty: give it a value or leave the flag out"),
     ],
 )
 def test_an_empty_flag_value_exits_2_before_anything_is_created(
     tmp_path: Path, flags: list[str], message: str
 ) -> None:
-    done = modelyard("run", *flags, cwd=tmp_path)
+    done = modelyard(*flags, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [f"modelyard: error: {message}"]
     assert list(tmp_path.iterdir()) == []
@@ -172,14 +177,21 @@ def read_only(directory: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ([], "the work dir .modelyard/runs cannot be created: {ro} is not writable"),
-        (["--work-dir", "{ro}/runs"], "the work dir {ro}/runs cannot be created: {ro} is not writable"),
+        (["run"], "the work dir .modelyard/runs cannot be created: {ro} is not writable"),
         (
-            ["--work-dir", "{rw}/runs"],
+            ["run", "--work-dir", "{ro}/runs"],
+            "the work dir {ro}/runs cannot be created: {ro} is not writable",
+        ),
+        (
+            ["run", "--work-dir", "{rw}/runs"],
             "the MLflow store's directory {ro}/.modelyard cannot be created: {ro} is not writable",
         ),
+        (
+            ["monitor", "--retrain", "--dataset", "batch.csv", "--model-name", "m"],
+            "the work dir .modelyard/runs cannot be created: {ro} is not writable",
+        ),
     ],
-    ids=["project-dir", "work-dir", "store-dir"],
+    ids=["project-dir", "work-dir", "store-dir", "monitor-retrain"],
 )
 def test_a_read_only_directory_exits_2_and_nothing_is_created(
     tmp_path: Path, flags: list[str], message: str
@@ -190,8 +202,8 @@ def test_a_read_only_directory_exits_2_and_nothing_is_created(
     prefix = read_only(ro)
     probe = subprocess.run([*prefix, "touch", str(ro / "probe")], capture_output=True, text=True)
     assert probe.returncode != 0, "the directory is writable: the test would prove nothing"
-    cwd = ro if "{rw}" in " ".join(flags) or not flags else rw
-    command = [*prefix, *MODELYARD, "run", *(f.format(ro=ro, rw=rw) for f in flags)]
+    cwd = rw if "{ro}" in " ".join(flags) else ro
+    command = [*prefix, *MODELYARD, *(f.format(ro=ro, rw=rw) for f in flags)]
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [f"modelyard: error: {message.format(ro=ro, rw=rw)}"]
