@@ -297,10 +297,11 @@ def test_one_emulated_argo_run_registers_a_champion(tmp_path: Path, tracking_uri
     assert status == "Succeeded"
 
     outputs = {k.rsplit(".", 1)[-1]: v for k, v in emulator.globals.items() if ".outputs." in k}
-    assert {"decision", "version", "run-url", "run-id"} <= set(outputs)
+    assert {"decision", "version", "note", "run-url", "run-id"} <= set(outputs)
     client = MlflowClient(tracking_uri)
     champion = client.get_model_version_by_alias("emulated-model", "champion")
     assert str(champion.version) == outputs["version"]
+    assert outputs["note"] == client.get_run(outputs["run-id"]).data.tags["modelyard.note"] != ""
     assert client.get_run(outputs["run-id"]).info.status == "FINISHED"
     train_pods = [line for line in emulator.log if line.startswith("--- train-")]
     assert len(train_pods) == 2, "one train pod per candidate"

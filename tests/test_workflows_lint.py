@@ -298,7 +298,7 @@ def test_training_exposes_decision_version_and_run_url_and_closes_the_run_on_exi
     exported = {
         p.get("globalName") for t in templates.values() for p in t.get("outputs", {}).get("parameters", [])
     }
-    assert {"decision", "version", "run-url", "run-id"} <= exported
+    assert {"decision", "version", "note", "run-url", "run-id"} <= exported
     finish = templates[spec["onExit"]]
     assert finish["container"]["args"][:2] == ["step", "finish"]
     values = {p["name"]: p.get("value") for p in finish["inputs"]["parameters"]}

@@ -26,7 +26,7 @@ WORKFLOW_DEADLINE: Final = 4 * 3600
 # Step outputs that become workflow outputs (`argo get`, the UI, `modelyard submit --wait`).
 GLOBAL_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
     "prepare": ("run_id", "run_url"),
-    "register": ("decision", "version", "champion_version"),
+    "register": ("decision", "version", "champion_version", "note"),
 }
 # The promotion step; it holds the per-model mutex around moving `champion`.
 PROMOTION: Final = "register"
