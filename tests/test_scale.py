@@ -182,7 +182,10 @@ def test_gc_keeps_the_newest_and_spares_a_held_directory(tmp_path: Path) -> None
 
 def test_a_running_run_holds_its_directory(tmp_path: Path) -> None:
     make_customers(3000).to_csv(tmp_path / "customers.csv", index=False)
-    (tmp_path / "pipeline.yaml").write_text(BUDGET_CONFIG.replace("candidate_time_budget: 1", ""))
+    # The 2000-tree forest keeps the run busy until the budget cuts it: long enough for gc to meet the lock.
+    (tmp_path / "pipeline.yaml").write_text(
+        BUDGET_CONFIG.replace("candidate_time_budget: 1", "candidate_time_budget: 15")
+    )
     args = ["run", "--config", "pipeline.yaml", "--dataset", "customers.csv", "--label", "churn"]
     running = subprocess.Popen(
         [sys.executable, "-m", "modelyard.cli", *args],
