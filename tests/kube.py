@@ -62,7 +62,25 @@ def finished_pod(core: client.CoreV1Api, namespace: str, name: str, timeout: flo
         pod = core.read_namespaced_pod(name, namespace)
         return pod if pod.status.phase in ("Succeeded", "Failed") else None
 
-    return wait_until(done, f"pod {namespace}/{name} to finish", timeout)
+    try:
+        return wait_until(done, f"pod {namespace}/{name} to finish", timeout)
+    except AssertionError as exc:  # say where the pod was stuck: its phase, its waiting reason, its log
+        raise AssertionError(f"{exc}; {pod_state(core, namespace, name)}") from None
+
+
+def pod_state(core: client.CoreV1Api, namespace: str, name: str) -> str:
+    """A pod's phase, each container's waiting reason and the tail of its log, in one line."""
+    pod = core.read_namespaced_pod(name, namespace)
+    waiting = [
+        f"{c.name}: {c.state.waiting.reason}"
+        for c in pod.status.container_statuses or []
+        if c.state and c.state.waiting
+    ]
+    try:
+        log = core.read_namespaced_pod_log(name, namespace, tail_lines=10)
+    except ApiException as exc:
+        log = f"(no log: {exc.reason})"
+    return f"phase {pod.status.phase}, waiting {waiting or 'none'}, log tail: {log!r}"
 
 
 def apply(api: client.ApiClient, namespace: str, documents: list[dict[str, Any]]) -> None:
