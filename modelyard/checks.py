@@ -21,6 +21,7 @@ from modelyard.contract.records import (
 )
 from modelyard.dates import parse_dates
 from modelyard.drift import compare, power_note
+from modelyard.errors import BadInputError
 from modelyard.profile import is_numeric, out_of_range_share, unseen_share
 
 
@@ -63,11 +64,7 @@ def check_schema(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
     if config.label not in frame.columns:
         return [Finding("missing_column", "error", f"label column {config.label!r} is missing", config.label)]
     missing = [c for c in expected if c not in frame.columns]
-    extra = (
-        [c for c in actual if c not in expected]
-        if expected and not config.expectations.allow_extra_columns
-        else []
-    )
+    extra = _unexpected_columns(actual, config, reference)
     findings = []
     for column in missing:
         guess = difflib.get_close_matches(column, extra, n=1, cutoff=0.6)
@@ -83,6 +80,18 @@ def check_schema(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
         if expected.get(column) is None and not is_numeric(frame[column]) and _mostly_numbers(frame[column]):
             findings.append(_text_in_numeric(column, frame[column]))
     return findings
+
+
+def _unexpected_columns(
+    actual: list[str], config: PipelineConfig, reference: DataProfile | None
+) -> list[str]:
+    """Columns beyond the champion's and the declared ones. Unset `allow_extra_columns` lets a partial
+    `expectations.columns` check only what it names; `false` makes it the whole schema."""
+    allow = config.expectations.allow_extra_columns
+    if allow or (allow is None and reference is None):
+        return []
+    expected = _expected_kinds(config, reference)
+    return [c for c in actual if c not in expected] if expected else []
 
 
 def _mostly_numbers(series: pd.Series) -> bool:
@@ -104,9 +113,8 @@ def check_values(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
     findings = []
     for column in frame.columns:
         series = frame[column]
-        null_share = float(series.isna().mean())
         if column == config.label:
-            if null_share:
+            if series.isna().any():
                 findings.append(
                     Finding(
                         "nulls",
@@ -116,15 +124,7 @@ def check_values(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
                     )
                 )
             continue
-        if null_share > limits.max_null_fraction:
-            findings.append(
-                Finding(
-                    "nulls",
-                    "error",
-                    f"column {column!r} is {null_share:.1%} missing (max {limits.max_null_fraction:.1%})",
-                    column,
-                )
-            )
+        findings += _check_nulls(column, series, limits.max_null_fraction)
         if is_numeric(series) and np.isinf(series.to_numpy(dtype=float)).any():
             findings.append(Finding("inf", "error", f"column {column!r} holds infinite values", column))
         findings += _check_range(column, series, ref_columns.get(column), config)
@@ -132,18 +132,38 @@ def check_values(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
     return findings
 
 
-def _tolerated(
-    rule: str, column: str, share: float, examples: list[Any], what: str, limit: float
-) -> list[Finding]:
+def _check_nulls(column: str, series: pd.Series, limit: float | None) -> list[Finding]:
+    """Missing feature values are imputed: a warning, and an error only above a set gate."""
+    share = float(series.isna().mean())
     if share == 0:
         return []
-    severity: Severity = "error" if share > limit else "warning"
+    if limit is not None and share > limit:
+        return [
+            Finding("nulls", "error", f"column {column!r} is {share:.1%} missing (max {limit:.1%})", column)
+        ]
+    if share == 1:
+        return [
+            Finding(
+                "nulls",
+                "warning",
+                f"column {column!r} is entirely missing: the model learns nothing from it",
+                column,
+            )
+        ]
+    return [Finding("nulls", "warning", f"column {column!r} is {share:.1%} missing (imputed)", column)]
+
+
+def _tolerated(
+    rule: str, column: str, share: float, examples: list[Any], what: str, limit: float | None
+) -> list[Finding]:
+    """A finding for a share of bad values: a warning, an error above `limit` (None: never)."""
+    if share == 0:
+        return []
+    severity: Severity = "error" if limit is not None and share > limit else "warning"
+    bound = f" (max {limit:.1%})" if limit is not None else ""
     return [
         Finding(
-            rule,
-            severity,
-            f"column {column!r}: {share:.1%} of values {what} (max {limit:.1%}), e.g. {examples}",
-            column,
+            rule, severity, f"column {column!r}: {share:.1%} of values {what}{bound}, e.g. {examples}", column
         )
     ]
 
@@ -201,6 +221,16 @@ def check_dates(frame: pd.DataFrame, config: PipelineConfig, dates: list[str]) -
         limit = config.thresholds.max_null_fraction
         findings += _tolerated("dates", column, share, examples, "are not dates", limit)
     return findings
+
+
+def require_label_values(labels: pd.Series, label: str, dataset: str) -> None:
+    """A label column without a single value leaves nothing to learn: bad input, named up front."""
+    if labels.empty:
+        raise BadInputError(f"dataset {dataset} has no rows")
+    if labels.isna().all():
+        raise BadInputError(
+            f"label column {label!r} in dataset {dataset} has no values: all {len(labels)} rows are missing"
+        )
 
 
 def check_labels(frame: pd.DataFrame, config: PipelineConfig, reference: DataProfile | None) -> list[Finding]:

@@ -104,8 +104,12 @@ class DriftLimits(_Strict):
 class Thresholds(DriftLimits):
     """Every number a run is judged by; each one is also a CLI flag and an Argo parameter."""
 
-    max_null_fraction: float = Field(
-        0.1, ge=0, le=1, description="largest share of missing values allowed in a column"
+    max_null_fraction: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="gate: largest share of missing values (or non-dates in a date column) allowed in a "
+        "feature column (unset: no gate; the model imputes them and validation warns)",
     )
     max_out_of_range_fraction: float = Field(
         0.01, ge=0, le=1, description="largest share of numeric values outside the reference range"
@@ -198,7 +202,8 @@ class Expectations(_Strict):
 
     columns: dict[str, ColumnExpectation] = Field(default_factory=dict)
     labels: list[str] | None = None
-    allow_extra_columns: bool = False
+    # Unset: only the champion's profile makes a column unexpected; false: `columns` lists them all.
+    allow_extra_columns: bool | None = None
 
 
 class Columns(_Strict):

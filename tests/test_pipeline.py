@@ -171,3 +171,54 @@ def test_bad_input_exits_2_with_one_line_and_leaves_the_champion(project: Path) 
         assert last.startswith("modelyard: error: ") and message in last, (args, last)
     assert aliases(project)["champion"] == champion
     assert len(client(project).search_model_versions(f"name='{MODEL}'")) == versions
+
+
+def test_a_label_without_values_exits_2_naming_it_and_registers_nothing(tmp_path: Path) -> None:
+    frame = make_customers(40)
+    frame["churn"] = None
+    frame.to_csv(tmp_path / "unlabelled.csv", index=False)
+    # Task and search space given: prepare does not read the label, so the split step refuses it.
+    (tmp_path / "given.yaml").write_text(
+        "task: classification\nsearch_space: {logistic_regression: {C: [1.0]}}\n"
+    )
+    for args in ([], ["--task", "regression"], ["--config", "given.yaml"]):
+        done = modelyard(
+            "run",
+            "--dataset",
+            "unlabelled.csv",
+            "--label",
+            "churn",
+            "--model-name",
+            MODEL,
+            *args,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last == (
+            "modelyard: error: label column 'churn' in dataset unlabelled.csv has no values: all 40 rows are missing"
+        ), (args, last)
+    assert client(tmp_path).search_registered_models() == []
+
+
+def test_a_small_test_split_is_said_on_stderr_and_in_the_summary(tmp_path: Path) -> None:
+    make_customers(40).to_csv(tmp_path / "small.csv", index=False)
+    (tmp_path / "quick.yaml").write_text("search_space: {logistic_regression: {C: [1.0]}}\n")
+    done = modelyard(
+        "run",
+        "--dataset",
+        "small.csv",
+        "--label",
+        "churn",
+        "--model-name",
+        MODEL,
+        "--config",
+        "quick.yaml",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "small test split: 6 rows (fewer than 30)" in done.stderr
+    assert re.search(r"^ +WARNING +small test split: 6 rows \(fewer than 30\)", done.stdout, re.MULTILINE), (
+        done.stdout
+    )

@@ -121,3 +121,35 @@ def test_search_space_values_are_bounded_when_the_config_is_read() -> None:
     with pytest.raises(BadInputError, match=r"ridge: alpha: .*at least 1 item"):
         load_config("search_space: {ridge: {alpha: []}}")
     assert load_config("search_space: {random_forest: {max_depth: [null, 5]}}").search_space
+
+
+def test_a_label_without_values_is_bad_input_before_any_run_and_in_split(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    import mlflow
+
+    path = tmp_path / "unlabelled.csv"
+    pd.DataFrame({"x": [0.5, 1.5, 2.5, 3.5] * 10, "y": [None] * 40}).to_csv(path, index=False)
+    no_values = "label column 'y' in dataset .*unlabelled.csv has no values: all 40 rows are missing"
+    for task in (None, "regression"):
+        with pytest.raises(BadInputError, match=no_values):
+            prepare(PrepareParams(dataset=str(path), label="y", task=task), tmp_path / "p")
+    assert mlflow.search_runs(search_all_experiments=True).empty  # refused before any run was opened
+    # Task and search space both set: prepare does not read the label, split refuses it.
+    config = "search_space: {ridge: {alpha: [1.0]}}"
+    with pytest.raises(BadInputError, match=no_values):
+        run_split(tmp_path / "s", dataset=str(path), label="y", task="regression", config=config)
+
+
+def test_a_small_test_split_is_recorded_and_warned(
+    tmp_path: Path, tracking_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "small.csv"
+    pd.DataFrame({"x": range(40), "y": ["a"] * 30 + ["b"] * 10}).to_csv(path, index=False)
+    with caplog.at_level(logging.WARNING):
+        out = run_split(tmp_path / "w", dataset=str(path), label="y")
+    note = json.loads((out / "split.json").read_text())["small_test"]
+    assert note.startswith("small test split: 6 rows (fewer than 30); fewer than 5 rows of class 'b': 1;")
+    assert note in caplog.text
+    big = run_split(tmp_path / "big", dataset="breast_cancer")  # 86 test rows, each class 30 or more
+    assert json.loads((big / "split.json").read_text())["small_test"] is None

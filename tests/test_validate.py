@@ -18,6 +18,7 @@ from modelyard.profile import profile_frame
 from modelyard.steps.validate import validate
 
 CONFIG = for_task(load_config("label: churn"), "classification")
+GATED = for_task(load_config("label: churn\nthresholds: {max_null_fraction: 0.1}"), "classification")
 
 
 @pytest.fixture
@@ -61,12 +62,22 @@ def test_text_in_a_numeric_column(reference: dict) -> None:
     assert "dtype" in rules(frame, None)  # caught without a reference too: mostly numbers, some text
 
 
-def test_null_fraction_above_the_maximum(reference: dict) -> None:
+def test_null_fraction_above_a_set_maximum(reference: dict) -> None:
     frame = make_customers(seed=2)
     frame.loc[frame.index[:200], "plan"] = None
-    assert rules(frame, reference)["nulls"] == ["column 'plan' is 33.3% missing (max 10.0%)"]
+    assert rules(frame, reference, GATED)["nulls"] == ["column 'plan' is 33.3% missing (max 10.0%)"]
     frame.loc[0, "churn"] = None
     assert "label column 'churn' has 1 missing values" in rules(frame, reference)["nulls"]
+
+
+def test_missing_feature_values_are_imputed_so_by_default_they_only_warn() -> None:
+    frame = make_customers(seed=2)
+    frame.loc[frame.index[:120], "age"] = np.nan  # 20%, as Titanic's age
+    frame["notes"] = np.nan
+    assert rules(frame, None) == {}
+    warnings = rules(frame, None, severity="warning")["nulls"]
+    assert "column 'age' is 20.0% missing (imputed)" in warnings
+    assert "column 'notes' is entirely missing: the model learns nothing from it" in warnings
 
 
 def test_infinite_values(reference: dict) -> None:
@@ -93,6 +104,20 @@ def test_out_of_range_versus_explicit_expectations() -> None:
     frame = make_customers(seed=2)
     frame.loc[frame.index[:20], "age"] = 5
     assert "outside the expected range [18, 99]" in rules(frame, None, config)["range"][0]
+
+
+def test_expectations_for_some_columns_leave_the_others_alone(reference: dict) -> None:
+    partial = "label: churn\nexpectations: {columns: {age: {min: 0}}%s}"
+    config = for_task(load_config(partial % ""), "classification")
+    assert rules(make_customers(seed=2), None, config) == {}
+    frame = make_customers(seed=2)
+    frame["shoe_size"] = 42
+    assert rules(frame, reference, config)["extra_column"] == ["unexpected column 'shoe_size'"]
+    closed = for_task(load_config(partial % ", allow_extra_columns: false"), "classification")
+    extra = rules(make_customers(seed=2), None, closed)["extra_column"]
+    assert extra == ["unexpected column 'income'", "unexpected column 'plan'", "unexpected column 'region'"]
+    open_ = for_task(load_config(partial % ", allow_extra_columns: true"), "classification")
+    assert rules(frame, reference, open_) == {}
 
 
 def test_unseen_categories(reference: dict) -> None:
@@ -158,7 +183,7 @@ def test_the_step_reports_every_violation_at_once_and_fails(tmp_path: Path, trac
     frame.loc[frame.index[:200], "plan"] = None
     frame.loc[7, "income"] = np.inf
     write_splits(tmp_path, frame)
-    params = PipelineStepParams(config=CONFIG.model_dump_json(), run_id=run.info.run_id)
+    params = PipelineStepParams(config=GATED.model_dump_json(), run_id=run.info.run_id)
     with pytest.raises(BadInputError, match=r"data validation failed: .* \(and 1 more, see .*report.txt\)"):
         validate(params, tmp_path)
     report = json.loads((tmp_path / VALIDATION / "report.json").read_text())

@@ -145,6 +145,12 @@ class CandidateResult(Record):
     overfit: bool
 
 
+# A test split smaller than this (or, classifying, with fewer rows of some class) picks a champion
+# on too little evidence to trust: the split step and the run's summary say so.
+SMALL_TEST_ROWS: Final = 30
+SMALL_TEST_CLASS_ROWS: Final = 5
+
+
 class SplitSummary(Record):
     dataset: str
     fingerprint: str
@@ -153,6 +159,7 @@ class SplitSummary(Record):
     train_rows: int
     validation_rows: int
     test_rows: int
+    small_test: str | None = None  # why the test split is too small to trust (SMALL_TEST_ROWS ...)
 
 
 class NumericProfile(Record):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from modelyard.contract import EVALUATION
-from modelyard.contract.records import EVALUATION_FILE, Evaluation, read_record
+from modelyard.contract import EVALUATION, SPLITS
+from modelyard.contract.records import EVALUATION_FILE, SPLIT_FILE, Evaluation, SplitSummary, read_record
 from modelyard.registry import CHALLENGER, CHAMPION
 from modelyard.runner.local import PipelineRun
 from modelyard.tracking import embedded_db, experiment_url, ui_command
@@ -24,6 +24,9 @@ def summarize(run: PipelineRun, model_name: str, tracking_uri: str) -> str:
         ("note", registered.note),
         ("winner", winner(evaluation)),
     ]
+    small_test = read_record(SplitSummary, run.work_dir / SPLITS / SPLIT_FILE).small_test
+    if small_test:
+        rows.append(("WARNING", small_test))
     champion = evaluation.champion
     for metric, value in evaluation.metrics.items():
         before = champion.metrics.get(metric) if champion and champion.metrics else None

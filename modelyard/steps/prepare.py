@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 
+from modelyard.checks import require_label_values
 from modelyard.config import PipelineConfig, for_task, load_config
 from modelyard.contract import PrepareOutputs, PrepareParams
 from modelyard.contract.records import CONFIG_FILE, Tags
@@ -50,6 +51,7 @@ def resolve_task(config: PipelineConfig) -> tuple[PipelineConfig, str]:
     if config.task is not None and config.search_space is not None:
         return for_task(config, config.task), "set in the config"
     labels = load_column(config.dataset, config.label)
+    require_label_values(labels, config.label, config.dataset)
     if config.task is not None:
         return for_task(config, config.task, rows=len(labels)), "set in the config"
     inferred, why = infer_task(labels)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from modelyard.checks import require_label_values
 from modelyard.columns import describe_roles, resolve_roles, role_tags
 from modelyard.config import PipelineConfig, task_of
 from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs
@@ -19,6 +20,8 @@ from modelyard.contract.records import (
     PARTS,
     PROFILE_FILE,
     ROLES_FILE,
+    SMALL_TEST_CLASS_ROWS,
+    SMALL_TEST_ROWS,
     SPLIT_FILE,
     SplitSummary,
     Tags,
@@ -42,8 +45,7 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
         raise BadInputError(
             f"label column {config.label!r} not in dataset {config.dataset} (columns: {', '.join(map(str, frame.columns))})"
         )
-    if frame.empty:
-        raise BadInputError(f"dataset {config.dataset} has no rows")
+    require_label_values(frame[config.label], config.label, config.dataset)
     frame = canonical(frame)
     roles = resolve_roles(frame, config.label, config.columns)
     print(f"columns: {describe_roles(roles)}", file=sys.stderr)
@@ -55,8 +57,16 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
         part.to_parquet(out / part_file(name), index=False)
     profile = profile_frame(frame, config.label, task_of(config), roles=roles)
     sizes = {rows_metric(name): len(part) for name, part in zip(PARTS, parts, strict=True)}
+    small_test = small_test_warning(parts[-1][config.label], frame[config.label], task_of(config))
+    if small_test:
+        log.warning(small_test)
     summary = SplitSummary(
-        dataset=config.dataset, fingerprint=digest, rows=len(frame), stratified=stratified, **sizes
+        dataset=config.dataset,
+        fingerprint=digest,
+        rows=len(frame),
+        stratified=stratified,
+        small_test=small_test,
+        **sizes,
     )
     write_record(out / PROFILE_FILE, profile)
     write_record(out / SPLIT_FILE, summary)
@@ -90,6 +100,28 @@ def fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(schema.encode())
     digest.update(np.sort(_row_hashes(frame)).tobytes())
     return digest.hexdigest()
+
+
+def small_test_warning(test_labels: pd.Series, labels: pd.Series, task: Task) -> str | None:
+    """Why the test split is too small to pick a champion by with confidence, or None."""
+    problems = []
+    if len(test_labels) < SMALL_TEST_ROWS:
+        problems.append(f"{len(test_labels)} rows (fewer than {SMALL_TEST_ROWS})")
+    if task == "classification":
+        counts = test_labels.value_counts().reindex(labels.dropna().unique(), fill_value=0)
+        few = sorted(
+            (str(value), int(count)) for value, count in counts.items() if count < SMALL_TEST_CLASS_ROWS
+        )
+        if few:
+            shown = ", ".join(f"{value!r}: {count}" for value, count in few[:5])
+            more = f" and {len(few) - 5} more" if len(few) > 5 else ""
+            problems.append(f"fewer than {SMALL_TEST_CLASS_ROWS} rows of class {shown}{more}")
+    if not problems:
+        return None
+    return (
+        f"small test split: {'; '.join(problems)}; the test metrics, and the decision made on them, "
+        "rest on little evidence"
+    )
 
 
 STRATA: Final = 10  # quantile bins of a regression label that the split keeps in proportion
