@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from modelyard.config import COUNT_DEFAULTS, S3_RETRIES, S3_TIMEOUT, SECONDS_DEFAULTS, env_count, env_seconds
-from modelyard.errors import BadInputError, TransientError
+from modelyard.errors import BadInputError, ModelyardError, TransientError, unreachable
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 BUILTIN_LABEL = "target"
 PARQUET = (".parquet", ".pq")
 SUFFIXES = (".csv", *PARQUET)
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+CSV_ENCODING = "utf-8-sig"  # a byte-order mark (Excel's UTF-8 export) is not part of the first name
 
 
 def _builtin(loader_name: str) -> Callable[[], pd.DataFrame]:
@@ -70,6 +72,29 @@ def _require(column: str | None, columns: list[str], shown_as: str) -> None:
     if column is not None and column not in columns:
         raise BadInputError(
             f"label column {column!r} not in dataset {shown_as} (columns: {', '.join(map(str, columns))})"
+            + _separator_hint(columns)
+        )
+
+
+def _separator_hint(columns: list[str]) -> str:
+    """A CSV read as one column whose name holds another separator was written with that one."""
+    if len(columns) != 1:
+        return ""
+    found = [name for sep, name in SEPARATORS.items() if sep in str(columns[0])]
+    return (
+        f"; the file looks separated by {found[0]}, not commas: save it as comma-separated CSV"
+        if found
+        else ""
+    )
+
+
+def _refuse_duplicates(columns: list[str], shown_as: str) -> None:
+    """pandas would rename a repeated column `x.1`, a feature nobody named: refuse instead."""
+    repeated = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise BadInputError(
+            f"dataset {shown_as} has duplicate column names: {', '.join(map(repr, repeated))}; "
+            "give every column a distinct name"
         )
 
 
@@ -88,26 +113,43 @@ def _read_file(path: Path, shown_as: str, column: str | None = None) -> pd.DataF
     try:
         if suffix != ".csv":
             frame = _read_parquet_file(path, shown_as, column)
-        elif column is not None:  # only the header, then only that column
-            _require(column, [str(c) for c in pd.read_csv(path, nrows=0).columns], shown_as)
-            frame = pd.read_csv(path, usecols=[column])
         else:
-            frame = pd.read_csv(path)
-    except BadInputError:
+            frame = _read_csv(path, shown_as, column)
+    except ModelyardError:
         raise
+    except ImportError as exc:
+        raise missing_module(exc, shown_as) from exc
     except Exception as exc:  # pandas raises many types for a malformed file
         raise BadInputError(f"cannot read dataset {shown_as}: {exc}") from exc
     _require(column, [str(c) for c in frame.columns], shown_as)
     return frame
 
 
+def missing_module(exc: ImportError, shown_as: str) -> ModelyardError:
+    """A module the installation lacks is a packaging bug (exit 1), never the user's bad input."""
+    return ModelyardError(
+        f"cannot read dataset {shown_as}: the Python module {exc.name or exc} is not installed "
+        "(a packaging bug: install modelyard with its dependencies, or report it)"
+    )
+
+
+def _read_csv(path: Path, shown_as: str, column: str | None) -> pd.DataFrame:
+    """The header first, as written (pandas would rename repeated names), then the rows: all of
+    them, or only the one column asked for."""
+    first_row = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding=CSV_ENCODING)
+    names = [str(name) for name in first_row.iloc[0]]
+    _refuse_duplicates(names, shown_as)
+    _require(column, names, shown_as)
+    return pd.read_csv(path, usecols=None if column is None else [column], encoding=CSV_ENCODING)
+
+
 def _read_parquet_file(path: Path, shown_as: str, column: str | None) -> pd.DataFrame:
-    if column is None:
-        return pd.read_parquet(path)
     import pyarrow.parquet as pq
 
-    _require(column, list(pq.read_schema(path).names), shown_as)
-    return pd.read_parquet(path, columns=[column])
+    names = list(pq.read_schema(path).names)
+    _refuse_duplicates(names, shown_as)
+    _require(column, names, shown_as)
+    return pd.read_parquet(path, columns=None if column is None else [column])
 
 
 def _has_parquet(directory: Path) -> bool:
@@ -121,19 +163,22 @@ def _has_parquet(directory: Path) -> bool:
 
 def _read_parquet_dir(path: Path, shown_as: str, column: str | None) -> pd.DataFrame:
     """A partitioned Parquet dataset as one frame; `col=value` partitions as plain, not category, columns."""
-    import pyarrow.parquet as pq
-
     if not _has_parquet(path):
         raise BadInputError(
             f"dataset {shown_as} is a directory without Parquet files: give a .csv/.parquet file, "
             f"a directory of Parquet files, {', '.join(BUILTINS)} or s3://bucket/key"
         )
     try:
+        import pyarrow.parquet as pq
+
         dataset = pq.ParquetDataset(path)
+        _refuse_duplicates(list(dataset.schema.names), shown_as)
         _require(column, list(dataset.schema.names), shown_as)
         frame = pd.read_parquet(path, columns=None if column is None else [column])
-    except BadInputError:
+    except ModelyardError:
         raise
+    except ImportError as exc:
+        raise missing_module(exc, shown_as) from exc
     except Exception as exc:  # pyarrow raises many types for a malformed dataset
         raise BadInputError(f"cannot read dataset {shown_as}: {exc}") from exc
     for name in dataset.partitioning.schema.names if dataset.partitioning else []:
@@ -183,6 +228,7 @@ def s3_client() -> Minio:
 
 
 def _read_s3(uri: str, column: str | None) -> pd.DataFrame:
+    """An object (a .csv/.parquet key), or every object under a prefix read as a Parquet directory."""
     from minio.error import S3Error
     from urllib3.exceptions import HTTPError
 
@@ -191,14 +237,42 @@ def _read_s3(uri: str, column: str | None) -> pd.DataFrame:
     if not bucket or not key:
         raise BadInputError(f"dataset URI {uri!r} needs a bucket and a key: s3://bucket/path/file.csv")
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / Path(key).name
         try:
-            s3_client().fget_object(bucket, key, str(local))
+            local = _fetch_s3(s3_client(), bucket, key, Path(tmp))
         except S3Error as exc:
             raise BadInputError(f"cannot read dataset {uri}: {exc.code} ({exc.message})") from exc
         except (HTTPError, OSError) as exc:
             raise TransientError(
-                f"object store {s3_endpoint()} did not answer while reading {uri} "
+                f"object store {s3_endpoint()} {unreachable(exc)} while reading {uri} "
                 f"(waits are bounded by {S3_TIMEOUT}, {S3_RETRIES}): {exc}"
             ) from exc
         return _read_file(local, uri, column)
+
+
+def _fetch_s3(s3: Minio, bucket: str, key: str, into: Path) -> Path:
+    """Download the object `key`; when there is none, every object under `key/`, keeping the
+    layout (partition folders), as a local directory. Neither: the object's NoSuchKey."""
+    from minio.error import S3Error
+
+    if not key.endswith("/"):
+        try:
+            s3.fget_object(bucket, key, str(into / Path(key).name))
+            return into / Path(key).name
+        except S3Error as exc:
+            if exc.code != "NoSuchKey" or not _fetch_prefix(s3, bucket, key, into):
+                raise
+            return into / Path(key).name
+    if not _fetch_prefix(s3, bucket, key, into):
+        raise BadInputError(f"cannot read dataset s3://{bucket}/{key}: no objects under it")
+    return into / Path(key).name
+
+
+def _fetch_prefix(s3: Minio, bucket: str, key: str, into: Path) -> bool:
+    prefix = key.rstrip("/") + "/"
+    found = False
+    for item in s3.list_objects(bucket, prefix=prefix, recursive=True):
+        relative = str(item.object_name).removeprefix(prefix)
+        if not item.is_dir and relative:
+            s3.fget_object(bucket, str(item.object_name), str(into / Path(prefix).name / relative))
+            found = True
+    return found

@@ -33,6 +33,11 @@ CLIENT_DEFAULTS = {name: str(value) for name, value in MLFLOW_DEFAULTS.items()} 
     # A direct database store keeps no pooled connection, so forked candidate workers share none.
     "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
     "DO_NOT_TRACK": "true",
+    # Artifacts go through the tracking server, which holds the object store's credentials. An
+    # MLflow 3 client otherwise asks the server for presigned URLs, which name the object store's
+    # address as the server sees it (inside a cluster: unreachable from a laptop's port-forward).
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
 }
 
 

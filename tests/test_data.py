@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -81,3 +83,61 @@ def test_modelyard_run_trains_on_a_partitioned_directory(tmp_path: Path, partiti
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_duplicate_column_names_exit_2_naming_them(tmp_path: Path) -> None:
+    (tmp_path / "dupes.csv").write_text("age,plan,age,churn\n30,basic,31,yes\n40,pro,41,no\n")
+    with pytest.raises(BadInputError, match=r"dupes.csv has duplicate column names: 'age'; give every"):
+        load_dataset(str(tmp_path / "dupes.csv"))
+    with pytest.raises(BadInputError, match="duplicate column names: 'age'"):
+        load_column(str(tmp_path / "dupes.csv"), "churn")
+    done = modelyard("run", "--dataset", "dupes.csv", "--label", "churn", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "duplicate column names: 'age'" in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / ".modelyard" / "artifacts").exists()  # nothing logged, nothing registered
+
+
+def test_duplicate_column_names_in_parquet_exit_2(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table([[1, 2], [3, 4], ["a", "b"]], names=["x", "x", "label"])
+    pq.write_table(table, tmp_path / "dupes.parquet")
+    with pytest.raises(BadInputError, match="duplicate column names: 'x'"):
+        load_dataset(str(tmp_path / "dupes.parquet"))
+
+
+def test_a_semicolon_file_with_a_byte_order_mark_gets_a_separator_hint(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_text("age;plan;churn\n30;basic;yes\n", encoding="utf-8-sig")
+    with pytest.raises(BadInputError) as error:
+        load_column(str(path), "churn")
+    assert str(error.value).endswith(
+        "(columns: age;plan;churn); the file looks separated by semicolons, not commas: save it as comma-separated CSV"
+    )
+    path.write_text("age\tchurn\n30\tyes\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="separated by tabs, not commas"):
+        load_column(str(path), "churn")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_text("churn,age\nyes,30\n", encoding="utf-8-sig")
+    assert list(load_dataset(str(path)).columns) == ["churn", "age"]
+    assert list(load_column(str(path), "churn")) == ["yes"]
+
+
+def test_a_missing_parquet_module_is_a_bug_naming_it_not_bad_input(tmp_path: Path) -> None:
+    iris().to_parquet(tmp_path / "iris.parquet")
+    hide_pyarrow = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None; "
+        "from modelyard.data import load_dataset; from modelyard.cli import main; "
+        "sys.argv = ['modelyard', 'run', '--dataset', 'iris.parquet', '--label', 'target']; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide_pyarrow], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert "cannot read dataset iris.parquet: the Python module pyarrow" in line, line
+    assert "packaging bug" in line

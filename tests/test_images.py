@@ -184,6 +184,38 @@ def test_trainer_step_dependencies_work_on_a_read_only_root_filesystem(
 
 
 @pytest.mark.docker
+def test_trainer_reads_a_parquet_file_and_a_partitioned_directory_with_pyarrow_alone(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    """The dataset forms the README lists, read in the container as a step reads them (one Parquet
+    library: pyarrow; fastparquet is not installed)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1.5, 2.5, 3.5, 4.5], "batch": [1, 1, 2, 2], "y": ["a", "b", "a", "b"]})
+    frame.to_parquet(tmp_path / "file.parquet", index=False)
+    frame.to_parquet(tmp_path / "parts", partition_cols=["batch"], index=False)
+    (tmp_path / "parts" / "_SUCCESS").touch()
+    tmp_path.chmod(0o755)
+    for path in tmp_path.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    script = (
+        "import importlib.util\n"
+        "from modelyard.data import load_column, load_dataset\n"
+        "assert importlib.util.find_spec('fastparquet') is None\n"
+        "for uri in ('/data/file.parquet', '/data/parts'):\n"
+        "    frame = load_dataset(uri)\n"
+        "    print(uri, sorted(frame.columns), len(frame), sorted(frame['batch'].astype(int)), "
+        "list(load_column(uri, 'y').sort_values()))\n"
+    )
+    ran = _docker(
+        "run", "--rm", "--read-only", "--tmpfs", "/tmp", "-v", f"{tmp_path}:/data:ro",
+        "--entrypoint", "python", images["trainer"], "-c", script,
+    )  # fmt: skip
+    expected = "['batch', 'x', 'y'] 4 [1, 1, 2, 2] ['a', 'a', 'b', 'b']"
+    assert ran.stdout.splitlines() == [f"/data/file.parquet {expected}", f"/data/parts {expected}"]
+
+
+@pytest.mark.docker
 @pytest.mark.parametrize("name", ["trainer", "mlflow"])
 def test_image_carries_oci_labels(images: dict[str, str], name: str) -> None:
     labels = _inspect(images[name])["Config"]["Labels"] or {}
@@ -264,6 +296,15 @@ def test_mlflow_server_answers_health_on_a_read_only_root_filesystem(
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert "experiment_id" in json.load(response)
+        # modelyard's server app (the image's entrypoint) offers clients no presigned transfers.
+        info = json.loads(_wait_for(f"http://127.0.0.1:{port}/api/3.0/mlflow/server-info", timeout=30))
+        assert (info["multipart_downloads_enabled"], info["multipart_uploads_enabled"]) == (False, False)
+        assert _inspect(images["mlflow"])["Config"]["Entrypoint"] == [
+            "mlflow",
+            "server",
+            "--app-name",
+            "modelyard",
+        ]
     finally:
         _docker("rm", "-f", container, check=False)
 

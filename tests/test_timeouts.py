@@ -159,3 +159,25 @@ def test_a_bad_argo_timeout_exits_2_before_submitting(silent: SilentServer, tmp_
     assert done.returncode == 2, done.stderr
     assert "MODELYARD_ARGO_TIMEOUT='soon' is not a number of seconds above 0" in last_line(done.stderr)
     assert not silent.accepted  # it never connected
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a connection to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_connection_is_said_to_be_refused_not_silent(tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret-key"}
+    done = modelyard("run", "--dataset", "s3://data/customers.csv", "--label", "churn", cwd=tmp_path, env=env)
+    assert done.returncode == 75, done.stderr
+    line = last_line(done.stderr)
+    assert line.startswith(f"modelyard: error: object store {endpoint} refused the connection"), line
+
+    uri = f"http://127.0.0.1:{closed_port()}"
+    done = modelyard("run", "--dataset", "iris", "--tracking-uri", uri, cwd=tmp_path, env={})
+    assert done.returncode == 75, done.stderr
+    line = last_line(done.stderr)
+    assert line.startswith(f"modelyard: error: MLflow tracking server {uri} is unavailable (it refused"), line

@@ -1,4 +1,4 @@
-"""The user's path on a real cluster, as the README tells it: eight scenarios on real pods.
+"""The user's path on a real cluster, as the README tells it: eleven scenarios on real pods.
 
 Each test prints what it checked. State one needs (a champion, a second champion) comes from a
 fixture, so any test runs alone: `pytest tests/e2e -k rollback`.
@@ -7,10 +7,13 @@ fixture, so any test runs alone: `pytest tests/e2e -k rollback`.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import kube
@@ -128,7 +131,7 @@ def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_f
     api: client.ApiClient,
 ) -> None:
     before = champion(mlflow).version
-    workflow = train(argo, datasets["bad"], config_text)
+    workflow = train(argo, datasets["bad"], config_text, max_null_fraction="0.1")  # missing values: a gate only when set
     validate = [n for n in pod_nodes(workflow) if n["templateName"] == "validate"]
     print(
         f"{workflow['metadata']['name']}: {workflow['status']['phase']}; validate attempts {[exit_code(n) for n in validate]}"
@@ -401,15 +404,12 @@ def test_7_modelyard_submit_trains_through_the_argo_server(
 def load_champion(
     mlflow_forward: PortForward, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[[], list[Any]]]:
-    """Loads the champion from outside the cluster as the README tells a user to, and predicts 5 rows.
+    """Loads the champion from outside the cluster with plain MLflow (no setting), and predicts 5 rows.
 
     mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI to later subprocesses: both undone after.
     """
     import mlflow as mlflow_module
     from conftest import make_customers
-
-    # Outside the cluster, presigned S3 URLs name MinIO's in-cluster address.
-    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
 
     def predict() -> list[Any]:
         url = f"http://{mlflow_forward.ensure()}"  # anew: helm may have replaced the pod behind it
@@ -448,3 +448,109 @@ def test_8_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
     print(release.test())
     assert secrets(api) == before, "a reinstall lost the credentials of the kept volumes"
     assert len(load_champion()) == 5
+
+
+def upload_parquet(bucket: Minio, prefix: str, rows: Any, tmp: Path) -> dict[str, str]:
+    """The same rows as one Parquet file and as a directory partitioned on `plan` (pandas' layout)."""
+    rows.to_parquet(tmp / "rows.parquet", index=False)
+    rows.to_parquet(tmp / "parts", partition_cols=["plan"], index=False)
+    bucket.fput_object("datasets", f"{prefix}/customers.parquet", str(tmp / "rows.parquet"))
+    for part in (tmp / "parts").rglob("*.parquet"):
+        bucket.fput_object("datasets", f"{prefix}/parts/{part.relative_to(tmp / 'parts')}", str(part))
+    return {
+        "file": f"s3://datasets/{prefix}/customers.parquet",
+        "directory": f"s3://datasets/{prefix}/parts/",
+    }
+
+
+def test_9_parquet_a_file_and_a_partitioned_directory_in_minio_train_through_argo(
+    argo: Argo, bucket: Minio, config_text: str, mlflow: Any, tmp_path: Path
+) -> None:
+    from conftest import make_customers
+
+    uris = upload_parquet(
+        bucket, f"e2e-parquet-{int(time.time())}", make_customers(rows=600, seed=3), tmp_path
+    )
+    models = {form: f"{MODEL}-{form}" for form in uris}
+    names = {form: argo.submit(TRAINING, dataset=uri, label=LABEL, config=config_text, model_name=models[form])
+             for form, uri in uris.items()}  # fmt: skip
+    for form, name in names.items():
+        workflow = argo.wait(name)
+        print(f"{name}: Parquet {form} {uris[form]}: {workflow['status']['phase']}")
+        assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+        assert champion(mlflow, models[form]).tags[f"{TAG}dataset"] == uris[form]
+
+
+def modelyard_from_host(*args: str, tracking_uri: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI on the host with a clean environment: only PATH, HOME and the tracking URI flag."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(cwd)}
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "modelyard"), *args, "--tracking-uri", tracking_uri],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_10_from_the_host_through_a_port_forward_monitor_rollback_and_pyfunc_work_without_settings(
+    two_champions: Any, mlflow: Any, mlflow_forward: PortForward, tmp_path: Path
+) -> None:
+    from conftest import make_customers
+
+    uri = f"http://{mlflow_forward.ensure()}"
+    make_customers(rows=300, seed=11).to_csv(tmp_path / "batch.csv", index=False)
+    started = time.monotonic()
+    monitored = modelyard_from_host("monitor", "--dataset", "batch.csv", "--model-name", MODEL,
+                                    tracking_uri=uri, cwd=tmp_path)  # fmt: skip
+    print(f"monitor from the host in {time.monotonic() - started:.1f} s: {monitored.stdout.strip()[-200:]}")
+    assert monitored.returncode == 0, monitored.stderr[-2000:]
+
+    before = champion(mlflow)
+    rolled = modelyard_from_host("rollback", "--model-name", MODEL, "--reason", "e2e from the host",
+                                 tracking_uri=uri, cwd=tmp_path)  # fmt: skip
+    assert rolled.returncode == 0, rolled.stderr[-2000:]
+    after = champion(mlflow)
+    print(f"rollback from the host: v{before.version} -> v{after.version}")
+    assert after.version == before.tags[f"{TAG}previous_champion"]
+
+    # A user's own script: plain MLflow, no modelyard, no setting but the tracking URI.
+    script = (
+        "import json, sys, pandas as pd, mlflow\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        f"model = mlflow.pyfunc.load_model('models:/{MODEL}@champion')\n"
+        "rows = pd.read_csv('batch.csv').drop(columns=['churn']).head(5)\n"
+        "print(json.dumps(pd.Series(model.predict(rows)).tolist()))\n"
+    )
+    loaded = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", script, uri],
+        cwd=tmp_path, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    print(f"pyfunc from the host predicts {loaded.stdout.strip()}")
+    predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert len(predictions) == 5 and set(predictions) <= {"yes", "no"}
+
+
+def test_11_a_client_sent_to_an_unreachable_presigned_url_fails_in_bounded_time_naming_the_host(
+    trained: dict[str, Any], mlflow_forward: PortForward, tmp_path: Path
+) -> None:
+    """Asked for presigned downloads, the client is sent to MinIO's in-cluster address: exit 75 naming it."""
+    from conftest import make_customers
+
+    make_customers(rows=100, seed=12).to_csv(tmp_path / "batch.csv", index=False)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "modelyard"), "monitor", "--dataset", "batch.csv", "--model-name", MODEL,
+         "--tracking-uri", f"http://{mlflow_forward.ensure()}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    line = done.stderr.strip().splitlines()[-1]
+    print(f"exit {done.returncode} after {seconds:.1f} s: {line[:300]}")
+    assert done.returncode == 75, done.stderr[-2000:]
+    assert "modelyard-minio" in line and "sent this client to" in line
+    assert seconds < 90

@@ -300,6 +300,7 @@ class MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         argv = [
             str(mlflow), "server",
+            "--app-name", "modelyard",  # as images/mlflow runs it
             "--backend-store-uri", self.backend_uri,
             "--artifacts-destination", f"s3://{BUCKET}",
             "--host", "127.0.0.1",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -74,6 +76,16 @@ def test_run_registers_champion_with_artifacts_in_bucket(
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert loaded.stdout.strip().splitlines()[-1] == str(["setosa"] * 5)
 
+    # Everything went through the server (`--app-name modelyard`): it offers no presigned transfers,
+    # so no client, modelyard or plain MLflow, was sent to the object store's own address.
+    with urllib.request.urlopen(f"{stack.mlflow.url}/api/3.0/mlflow/server-info", timeout=30) as answer:
+        info = json.load(answer)
+    assert (info["multipart_downloads_enabled"], info["multipart_uploads_enabled"]) == (False, False)
+    assert stack.mlflow.process is not None
+    access_log = stack.mlflow.process.log.read_text()
+    assert "GET /api/3.0/mlflow/server-info" in access_log
+    assert "presigned" not in access_log
+
 
 def test_dataset_from_s3(stack: Stack, model_name: str, pod_home: Path, customers_csv: Path) -> None:
     assert stack.mlflow is not None and stack.s3 is not None
@@ -99,6 +111,49 @@ def test_dataset_from_s3(stack: Stack, model_name: str, pod_home: Path, customer
     assert missing.returncode == 2, missing.stderr[-3000:]
     last = missing.stderr.strip().splitlines()[-1]
     assert last.startswith(f"modelyard: error: cannot read dataset {uri}.gone: NoSuchKey"), last
+
+
+def test_parquet_from_s3_a_file_and_a_partitioned_prefix(
+    stack: Stack, model_name: str, pod_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Parquet form the README lists, in S3: a file, and a prefix holding pandas' partition
+    folders (read as one table, the partition values as columns), through the read-only keys."""
+    import pandas as pd
+    from conftest import make_customers
+
+    from modelyard.data import load_column, load_dataset
+
+    assert stack.mlflow is not None and stack.s3 is not None
+    rows = make_customers(rows=300, seed=5)
+    rows.to_parquet(tmp_path / "customers.parquet", index=False)
+    rows.to_parquet(tmp_path / "parts", partition_cols=["plan"], index=False)
+    s3 = stack.s3.client()
+    s3.fput_object(DATASETS, f"{model_name}/customers.parquet", str(tmp_path / "customers.parquet"))
+    for part in (tmp_path / "parts").rglob("*.parquet"):
+        s3.fput_object(DATASETS, f"{model_name}/parts/{part.relative_to(tmp_path / 'parts')}", str(part))
+    for name, value in stack.s3.dataset_env().items():
+        monkeypatch.setenv(name, value)
+
+    ordered = lambda frame: frame[sorted(frame.columns)].sort_values(["age", "income"]).reset_index(drop=True)  # noqa: E731
+    single = load_dataset(f"s3://{DATASETS}/{model_name}/customers.parquet")
+    pd.testing.assert_frame_equal(ordered(single), ordered(rows))
+    for prefix in (f"s3://{DATASETS}/{model_name}/parts", f"s3://{DATASETS}/{model_name}/parts/"):
+        partitioned = load_dataset(prefix)
+        assert sorted(partitioned["plan"].unique()) == ["basic", "enterprise", "pro"]
+        pd.testing.assert_frame_equal(ordered(partitioned), ordered(rows), check_dtype=False)
+        assert sorted(load_column(prefix, "churn")) == sorted(rows["churn"])
+
+    flags = (
+        "--model-name",
+        model_name,
+        "--dataset",
+        f"s3://{DATASETS}/{model_name}/parts",
+        "--label",
+        "churn",
+    )
+    done = run_pipeline(stack, pod_home, *flags, **stack.s3.dataset_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert client(stack).get_model_version(model_name, "1").tags["modelyard.dataset"].endswith("/parts")
 
 
 def test_concurrent_pipelines_one_champion(stack: Stack, model_name: str, tmp_path: Path) -> None:
