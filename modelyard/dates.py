@@ -42,20 +42,34 @@ def date_format(series: pd.Series) -> str:
 
 def parse_dates(series: pd.Series, fmt: str = "") -> pd.Series:
     """Datetimes (naive, in UTC) from text or datetimes; what does not parse is NaT. Text is read
-    in the format given, else (or where that fails) in the format its values show."""
+    in the format given, else the one its values show; what fails (e.g. rows served in other
+    formats) in the format those values show, then value by value (day first if `fmt` is)."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return _parse(series, "")
-    parsed = _parse(series, fmt or date_format(series) or "mixed")
-    failed = parsed.isna() & series.notna()
-    if fmt and failed.any() and (other := date_format(series[failed])):  # e.g. served in another format
+    readable = series.notna() & ~series.map(pd.api.types.is_number).astype(bool)  # a number is no date
+    fmt = fmt or date_format(series)
+    if not fmt:  # no format fits them all: each value as pandas reads it
+        return _parse(series.where(readable), "mixed")
+    parsed = _parse(series, fmt)
+    failed = parsed.isna() & readable
+    if failed.any() and (other := date_format(series[failed])):  # e.g. rows in another format
         parsed = parsed.fillna(_parse(series[failed], other))
+        failed = parsed.isna() & readable
+    if failed.any():
+        parsed = parsed.fillna(_parse(series[failed], "mixed", _day_first(fmt)))
     return parsed
 
 
-def _parse(series: pd.Series, fmt: str) -> pd.Series:
+def _day_first(fmt: str) -> bool:
+    return "%d" in fmt and "%m" in fmt and fmt.index("%d") < fmt.index("%m")
+
+
+def _parse(series: pd.Series, fmt: str, dayfirst: bool = False) -> pd.Series:
     if not pd.api.types.is_datetime64_any_dtype(series):
         series = series.astype(object).where(series.notna(), None)
-    parsed = pd.to_datetime(series, format=fmt or None, errors="coerce", utc=True)
+    with warnings.catch_warnings():  # pandas warns when a mixed value is read against `dayfirst`
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(series, format=fmt or None, dayfirst=dayfirst, errors="coerce", utc=True)
     return parsed.dt.tz_localize(None)
 
 

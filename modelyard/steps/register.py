@@ -6,8 +6,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
+from sklearn.pipeline import Pipeline
 
 from modelyard import alerts, model
 from modelyard.columns import role_tags
@@ -134,13 +137,30 @@ def log_and_register(
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
-            signature=infer_signature(example, pipeline.predict(example)),
+            signature=serving_signature(pipeline, example),
             input_example=example,
             pip_requirements=pinned_requirements(),
             skops_trusted_types=model.trusted_types(pipeline),
             code_paths=model.served_code(Path(code)) if roles and roles.datetime else None,
         )
     return mlflow.register_model(info.model_uri, config.model_name, tags=tags)
+
+
+def serving_signature(pipeline: Pipeline, example: pd.DataFrame) -> ModelSignature:
+    """The model's input as raw rows: every feature required; integer and datetime features of any
+    type. MLflow refuses a missing value (NaN) for `long` but int64 for `double`, and for `datetime`
+    text that is no date or dates in two formats; `Any` lets all of them through to the Pipeline,
+    which parses the dates and imputes what is missing."""
+    loose = {c for c in example.columns if _loosely_typed(example[c])}
+    inferred = infer_signature(example.astype({c: str for c in loose}), pipeline.predict(example))
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec(AnyType() if spec.name in loose else spec.type, spec.name) for spec in inferred.inputs.inputs
+    ]
+    return ModelSignature(Schema(inputs), inferred.outputs)
+
+
+def _loosely_typed(column: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)
 
 
 def pinned_requirements() -> list[str]:
