@@ -258,8 +258,14 @@ def _fetch_s3(s3: Minio, bucket: str, key: str, into: Path) -> Path:
         try:
             s3.fget_object(bucket, key, str(into / Path(key).name))
             return into / Path(key).name
-        except S3Error as exc:
-            if exc.code != "NoSuchKey" or not _fetch_prefix(s3, bucket, key, into):
+        except S3Error as missing:
+            if missing.code != "NoSuchKey":
+                raise
+            try:  # keys that may not list (no s3:ListBucket) are told of the missing object
+                found = _fetch_prefix(s3, bucket, key, into)
+            except S3Error:
+                raise missing from None
+            if not found:
                 raise
             return into / Path(key).name
     if not _fetch_prefix(s3, bucket, key, into):
@@ -268,6 +274,7 @@ def _fetch_s3(s3: Minio, bucket: str, key: str, into: Path) -> Path:
 
 
 def _fetch_prefix(s3: Minio, bucket: str, key: str, into: Path) -> bool:
+    """Every object under `key/` into a local directory of that name; whether there was one."""
     prefix = key.rstrip("/") + "/"
     found = False
     for item in s3.list_objects(bucket, prefix=prefix, recursive=True):

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -181,6 +182,20 @@ class S3Server:
         }
 
 
+# The chart's modelyard-datasets-ro policy (minio-setup-configmap.yaml): list and read the datasets bucket.
+DATASETS_READ_ONLY: Final = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{DATASETS}"],
+        },
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{DATASETS}/*"]},
+    ],
+}
+
+
 def _minio_dataset_user(s3: S3Server) -> None:
     """MinIO: the read-only dataset user, through the admin API of the `minio` package."""
     from minio import MinioAdmin
@@ -189,7 +204,8 @@ def _minio_dataset_user(s3: S3Server) -> None:
     credentials = StaticProvider(SERVER_KEY, SERVER_SECRET)
     admin = MinioAdmin(endpoint=f"127.0.0.1:{s3.port}", credentials=credentials, secure=False)
     admin.user_add(DATASET_KEY, DATASET_SECRET)
-    admin.policy_set("readonly", user=DATASET_KEY)
+    admin.policy_add("datasets-ro", policy=DATASETS_READ_ONLY)
+    admin.policy_set("datasets-ro", user=DATASET_KEY)
 
 
 # --- PostgreSQL: a throwaway cluster from Debian's server binaries -----------------------------------
