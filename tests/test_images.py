@@ -24,9 +24,10 @@ import pytest
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT: Final = REPO_ROOT / "scripts" / "build-images.sh"
-# Regression guard: the trainer measured ~487 MB (fastparquet instead of pyarrow, stripped
-# shared libraries; scipy, pandas, scikit-learn, matplotlib); grow this only on purpose.
-TRAINER_SIZE_BUDGET_MB: Final = 500
+# Regression guard: the trainer measured ~569 MB (stripped shared libraries; scipy, pandas,
+# scikit-learn, matplotlib, and pyarrow without Flight and S3: ~83 MB, the one Parquet reader,
+# since partitioned directories need it); grow this only on purpose.
+TRAINER_SIZE_BUDGET_MB: Final = 580
 OCI_LABELS: Final = ("source", "version", "revision")
 NO_DOCKER: Final = (
     "Docker engine not running: install docker.io and start dockerd, or run scripts/build-images.sh"
