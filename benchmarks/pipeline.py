@@ -1,7 +1,7 @@
 """Print wall time and peak memory of `modelyard run` on iris next to a single-file script doing only
 load -> fit -> log -> register, their ratio, and the pipeline's per-step times. Target: within 2x.
-Then the same pipeline on a regression set (diabetes: 442 rows, 10 features, 7 regressors) against
-the classification one (iris: 150 rows, 4 features, 7 classifiers).
+Then the same pipeline on a regression set (diabetes: 442 rows, 10 features, 8 regressors) against
+the classification one (iris: 150 rows, 4 features, 8 classifiers).
 
 Usage: .venv/bin/python benchmarks/pipeline.py [--repeat N]
 """

@@ -120,7 +120,7 @@ class Thresholds(DriftLimits):
     overfit_gap: float = Field(
         0.1,
         ge=0,
-        description="train minus validation score that flags overfitting (for RMSE/MAE: a share of the validation error)",
+        description="train minus validation score that flags overfitting (the primary metric's; for regression: train minus validation R², whatever the primary metric)",
     )
     reject_overfit: bool = Field(
         False, description="quality gate: reject a winner flagged as overfitting (default: only report it)"
@@ -333,9 +333,11 @@ def load_config(text: str = "", overrides: dict[str, Any] | None = None) -> Pipe
         raise BadInputError(f"invalid config: {describe_errors(exc)}") from exc
 
 
-def for_task(config: PipelineConfig, task: Task, rows: int | None = None) -> PipelineConfig:
+def for_task(
+    config: PipelineConfig, task: Task, rows: int | None = None, minority_share: float | None = None
+) -> PipelineConfig:
     """The config resolved for a task: the other task's settings refused, this one's defaults filled
-    (the search space sized to `rows`, the table's row count, when known)."""
+    (the search space sized to `rows`, the table's row count, and weighted for a rare class, when known)."""
     wrong = other(task)
     problems = [
         f"thresholds.{name} is a {wrong} gate"
@@ -358,7 +360,8 @@ def for_task(config: PipelineConfig, task: Task, rows: int | None = None) -> Pip
         update={
             "task": task,
             "primary_metric": config.primary_metric or PRIMARY_METRIC[task],
-            "search_space": config.search_space or default_search_space(task, rows, config.large_table_rows),
+            "search_space": config.search_space
+            or default_search_space(task, rows, config.large_table_rows, minority_share),
             "thresholds": config.thresholds.model_copy(update=unset),
         }
     )

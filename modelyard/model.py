@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,27 +151,50 @@ def _ordinal(numeric: list[str], categorical: list[str], dates: list[str]) -> Co
 
 @dataclass(frozen=True)
 class Cut:
-    """A tree ensemble stopped at the time budget: `grown` of `wanted` trees (boosting iterations)."""
+    """A tree ensemble stopped at the time budget: `grown` of `wanted` trees (boosting iterations),
+    after `seconds` of fitting."""
 
     grown: int
     wanted: int
+    seconds: float
+
+
+@dataclass
+class Progress:
+    """How far a candidate has come: what it is doing and, for a tree ensemble, the trees grown so
+    far (updated after each chunk). Another thread reads it to report on a long fit."""
+
+    phase: str = "fitting"
+    grown: int = 0
+    wanted: int = 0  # trees (boosting iterations) asked for; 0: not a tree ensemble
+    started: float = field(default_factory=time.monotonic)
+
+    def __str__(self) -> str:
+        trees = f", {self.grown} of {self.wanted} trees" if self.wanted and self.phase == "fitting" else ""
+        return f"{self.phase}{trees}, {time.monotonic() - self.started:.0f} s elapsed"
 
 
 def fit_within(
-    pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series, budget_seconds: float
+    pipeline: Pipeline,
+    features: pd.DataFrame,
+    labels: pd.Series,
+    budget_seconds: float,
+    progress: Progress | None = None,
 ) -> Cut | None:
     """Fit the pipeline; a tree ensemble is grown in chunks until done or until the next chunk would
     end past the budget (None: fitted whole). Other estimators are fitted in one go. After the first
     chunk, the rest is grown at once when it is predicted to end within the budget: each warm start
     of histogram boosting bins the data again."""
+    progress = progress or Progress()
+    progress.phase = "fitting"
     estimator = pipeline.steps[-1][1]
     size = _size_param(estimator)
     if size is None:
         pipeline.fit(features, labels)
         return None
     started = time.monotonic()
+    wanted = progress.wanted = int(estimator.get_params()[size])
     transformed = pipeline[:-1].fit_transform(features, labels)
-    wanted = int(estimator.get_params()[size])
     chunk = max(1, wanted // 20)
     grown = 0
     estimator.set_params(warm_start=True)
@@ -184,12 +207,13 @@ def fit_within(
         estimator.fit(transformed, labels)
         done = _grown(estimator)
         stopped_early = done < estimator.get_params()[size]  # boosting's own early stopping
-        grown = done
+        grown = progress.grown = done
         too_late = time.monotonic() - started + _per_tree(started, grown) * chunk > budget_seconds
         if stopped_early or (grown < wanted and too_late):
             break
     estimator.set_params(warm_start=False, **{size: grown})
-    return Cut(grown, wanted) if grown < wanted and not stopped_early else None
+    cut = grown < wanted and not stopped_early
+    return Cut(grown, wanted, time.monotonic() - started) if cut else None
 
 
 def _per_tree(started: float, grown: int) -> float:

@@ -208,3 +208,10 @@ def test_a_read_only_directory_exits_2_and_nothing_is_created(
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [f"modelyard: error: {message.format(ro=ro, rw=rw)}"]
     assert list(ro.iterdir()) == [] and list(rw.iterdir()) == []
+
+
+def test_a_full_tie_goes_to_the_earlier_candidate_in_the_search_space() -> None:
+    f1 = METRICS["f1_macro"]
+    listed = [result("logistic_regression[C=1.0]", 1.0, False), result("gradient_boosting[n=50]", 1.0, False)]
+    assert pick(listed, f1).name == "logistic_regression[C=1.0]"
+    assert pick(listed[::-1], f1).name == "gradient_boosting[n=50]"

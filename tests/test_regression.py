@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ import pytest
 from conftest import champion_predictions, modelyard
 from mlflow import MlflowClient
 
+from modelyard.contract import PrepareParams, parse_params
+from modelyard.contract.records import CandidateResult
+from modelyard.runner.local import run_in_process
 from modelyard.tracking import embedded_uri
 
 AUTO_MPG = Path(__file__).parent / "data" / "auto_mpg.csv"
@@ -65,7 +69,12 @@ def test_diabetes_is_inferred_as_regression_trained_gated_and_registered(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=100
     )
     candidates = [c for c in children if "modelyard.candidate" in c.data.tags]
-    assert {c.data.params["estimator"] for c in candidates} == {"ridge", "random_forest", "gradient_boosting"}
+    assert {c.data.params["estimator"] for c in candidates} == {
+        "ridge",
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+    }
     assert all({"val_rmse", "val_r2", "train_val_gap"} <= set(c.data.metrics) for c in candidates)
     (evaluation,) = [c for c in children if c.info.run_name == "evaluate"]
     plots = {a.path for a in client(project).list_artifacts(evaluation.info.run_id, "evaluation")}
@@ -206,3 +215,48 @@ def test_monitor_finds_a_regression_champions_decay_against_its_test_rmse(
     assert decayed.returncode == 0, decayed.stderr
     assert "verdict: retrain" in decayed.stdout
     assert "champion rmse worse by" in decayed.stdout and "champion r2 worse by" in decayed.stdout
+
+
+def linear_signal(rng: np.random.Generator) -> pd.DataFrame:
+    """30 features, a label they explain but for a little noise: a ridge predicts it well, and its
+    tiny validation RMSE is still a fifth above its train RMSE."""
+    features = rng.normal(size=(300, 30))
+    label = features @ rng.uniform(10, 100, 30) + rng.normal(0, 5, 300)
+    return pd.DataFrame(features).add_prefix("x").assign(y=label)
+
+
+def mostly_noise(rng: np.random.Generator) -> pd.DataFrame:
+    """A label that one feature explains a little: deep trees learn the noise of the train rows."""
+    features = rng.normal(size=(400, 5))
+    return pd.DataFrame(features).add_prefix("x").assign(y=features[:, 0] + rng.normal(0, 3, 400))
+
+
+@pytest.mark.parametrize(
+    ("table", "space", "overfits"),
+    [
+        (linear_signal, "ridge: {alpha: [1.0]}", False),
+        (mostly_noise, "random_forest: {n_estimators: [50], max_depth: [null]}", True),
+    ],
+    ids=["ridge-generalises", "deep-forest-memorises"],
+)
+def test_a_regressor_overfits_when_its_r2_drops_on_unseen_rows_not_when_its_small_error_grows(
+    tmp_path: Path,
+    tracking_uri: str,
+    table: Callable[[np.random.Generator], pd.DataFrame],
+    space: str,
+    overfits: bool,
+) -> None:
+    table(np.random.default_rng(0)).to_csv(tmp_path / "table.csv", index=False)
+    params = {"config": f"search_space: {{{space}}}", "dataset": str(tmp_path / "table.csv"), "label": "y"}
+    prepared = run_in_process("prepare", parse_params(PrepareParams, params).model_dump(), tmp_path)
+    pipeline = {"config": prepared.config, "run_id": prepared.run_id}
+    run_in_process("split", pipeline, tmp_path)
+    (candidate,) = json.loads(prepared.candidates)
+    outputs = run_in_process("train", pipeline | {"candidate": json.dumps(candidate)}, tmp_path)
+    result = CandidateResult.model_validate_json(outputs.result)
+    metrics = MlflowClient(tracking_uri).get_run(result.run_id).data.metrics
+    assert result.gap == pytest.approx(metrics["train_r2"] - metrics["val_r2"])
+    assert metrics["train_val_gap"] == pytest.approx(result.gap)
+    assert result.overfit is overfits, metrics
+    if not overfits:  # by the error's growth as a share of itself, it would have been flagged
+        assert (metrics["val_rmse"] - metrics["train_rmse"]) / metrics["val_rmse"] > 0.1, metrics

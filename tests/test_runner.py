@@ -78,14 +78,16 @@ def test_progress_lines_per_candidate_and_results_in_candidate_order(tmp_path: P
     )
     assert [CandidateResult.model_validate_json(r.result).name for r in results] == ["slow", "fast", "last"]
     assert lines[:2] == ["train: started 1/3 slow", "train: started 2/3 fast"]
-    assert lines[2].startswith("train: finished 1/3 fast in ")
-    assert lines[2].endswith(" s, val f1_macro=0.7")
+    # A candidate keeps its number from start to finish; the count of finished ones is said apart.
+    assert lines[2].startswith("train: finished 2/3 fast in ")
+    assert lines[2].endswith(" s, val f1_macro=0.7 (1 of 3 done)")
     assert lines[3] == "train: started 3/3 last"
     finished = [line for line in lines if " finished " in line]
-    assert [line.split()[2] for line in finished] == ["1/3", "2/3", "3/3"]
+    numbers = {line.split()[3]: line.split()[2] for line in finished}
+    assert numbers == {"fast": "2/3", "slow": "1/3", "last": "3/3"}
+    assert [line.rsplit("(", 1)[1] for line in finished] == ["1 of 3 done)", "2 of 3 done)", "3 of 3 done)"]
     assert any(
-        line.startswith("train: finished") and "slow in 1." in line and "f1_macro=0.81" in line
-        for line in lines
+        line.startswith("train: finished 1/3 slow in 1.") and "f1_macro=0.81" in line for line in finished
     )
 
 
@@ -192,3 +194,26 @@ def test_a_stop_signal_in_a_critical_section_waits_for_its_end(tmp_path: Path) -
             signal.signal(signum, handler)
     assert steps == ["version and aliases"]
     assert stopped.value.exit_code == 143
+
+
+def threads_seen(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
+    """A stand-in train step that records the thread counts of the loaded BLAS and OpenMP pools."""
+    from threadpoolctl import threadpool_info
+
+    counts = sorted({pool["num_threads"] for pool in threadpool_info()})
+    (work_dir / f"{args['name']}.threads").write_text(" ".join(map(str, counts)))
+    result = CandidateResult(name=args["name"], run_id="0" * 32, score=0.5, gap=0.0, overfit=False)
+    return TrainOutputs(result=dump(result))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_candidates_running_at_once_share_the_cpus_instead_of_each_taking_all(
+    tmp_path: Path, workers: int
+) -> None:
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP, as a train step does)
+
+    FanOut("train", threads_seen, tmp_path, lambda line: None).run(
+        calls({"name": "a"}, {"name": "b"}), workers
+    )
+    share = max(1, (os.cpu_count() or 1) // workers)
+    assert {(tmp_path / f"{n}.threads").read_text() for n in ("a", "b")} == {str(share)}

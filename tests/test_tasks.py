@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from modelyard.config import for_task, load_config
+from modelyard.data import BUILTINS
 from modelyard.errors import BadInputError
-from modelyard.tasks import METRICS, infer_task, worse_by
+from modelyard.model import expand_candidates
+from modelyard.tasks import METRICS, default_search_space, infer_task, minority_share, overfit_gap, worse_by
 
 
 @pytest.mark.parametrize(
@@ -39,12 +41,18 @@ def test_each_task_gets_its_own_defaults() -> None:
         "logistic_regression",
         "random_forest",
         "gradient_boosting",
+        "hist_gradient_boosting",
     }
     regression = for_task(load_config(""), "regression")
     assert regression.primary_metric == "rmse"
     assert regression.thresholds.min_r2 == 0.0 and regression.thresholds.max_rmse is None
     assert regression.thresholds.min_accuracy is None and regression.thresholds.min_rows_per_class is None
-    assert set(regression.search_space or {}) == {"ridge", "random_forest", "gradient_boosting"}
+    assert set(regression.search_space or {}) == {
+        "ridge",
+        "random_forest",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+    }
     assert for_task(regression, "regression") == regression  # resolving twice changes nothing
 
 
@@ -83,6 +91,62 @@ def test_worse_by_follows_each_metrics_direction_and_scale() -> None:
     assert worse_by(METRICS["rmse"], 10.0, 12.0) == pytest.approx(2 / 12)  # a share of the larger error
     assert worse_by(METRICS["rmse"], 1000.0, 1200.0) == pytest.approx(2 / 12)  # whatever the label's units
     assert worse_by(METRICS["r2"], 0.6, 0.5) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("rows", [150, 1_000_000], ids=["small", "large"])
+def test_every_default_search_space_has_histogram_boosting_and_weights_a_rare_class(rows: int) -> None:
+    """A few percent of positives: unweighted models predict the majority; a default
+    HistGradientBoosting is the baseline any default run must match. Balanced classes get no
+    weighting: it would only add candidates that trade accuracy for noise."""
+    for task in ("classification", "regression"):
+        assert "hist_gradient_boosting" in default_search_space(task, rows)
+    rare = default_search_space("classification", rows, minority_share=0.03)
+    for estimator in ("logistic_regression", "hist_gradient_boosting"):
+        assert rare[estimator]["class_weight"] == [None, "balanced"]
+    for share in (None, 0.45):
+        grids = default_search_space("classification", rows, minority_share=share).values()
+        assert not any("class_weight" in grid for grid in grids)
+    assert (
+        "class_weight"
+        not in default_search_space("regression", rows, minority_share=0.03)["hist_gradient_boosting"]
+    )
+
+
+def test_the_default_run_on_a_small_table_stays_a_dozen_candidates() -> None:
+    iris = for_task(
+        load_config("", {"dataset": "iris"}),
+        "classification",
+        150,
+        minority_share(BUILTINS["iris"]()["target"]),
+    )
+    assert len(expand_candidates(iris)) == 8
+    rare = [c.name for c in expand_candidates(for_task(load_config(""), "classification", 150, 0.03))]
+    assert len(rare) == 12, rare
+    assert "hist_gradient_boosting[class_weight=balanced,max_iter=100]" in rare
+    assert "logistic_regression[C=1.0,class_weight=balanced]" in rare
+
+
+def test_the_rarest_class_share_counts_labelled_rows() -> None:
+    assert minority_share(pd.Series(["a"] * 97 + ["b"] * 3 + [None] * 10)) == pytest.approx(0.03)
+    assert minority_share(pd.Series([None, None])) is None
+
+
+def test_class_weighting_is_a_classifiers_setting() -> None:
+    weighted = "search_space: {hist_gradient_boosting: {class_weight: [balanced]}}"
+    assert expand_candidates(for_task(load_config(weighted), "classification"))
+    with pytest.raises(BadInputError, match=r"search_space\.hist_gradient_boosting: .*class_weight"):
+        expand_candidates(for_task(load_config(weighted), "regression"))
+    with pytest.raises(BadInputError, match="class_weight"):
+        load_config("search_space: {hist_gradient_boosting: {class_weight: [heavy]}}")
+
+
+def test_the_overfitting_gap_is_the_primary_score_classifying_and_r2_in_regression() -> None:
+    train = {"f1_macro": 1.0, "rmse": 0.5, "mae": 0.4, "r2": 0.99}
+    validation = {"f1_macro": 0.85, "rmse": 1.5, "mae": 1.0, "r2": 0.96}
+    assert overfit_gap(METRICS["f1_macro"], train, validation) == pytest.approx(0.15)
+    # The error tripled, yet the model explains 96% of the variance of unseen labels: a gap of 0.03.
+    for metric in ("rmse", "mae", "r2"):
+        assert overfit_gap(METRICS[metric], train, validation) == pytest.approx(0.03)
 
 
 def test_the_argo_enums_of_task_and_primary_metric_follow_from_the_contract() -> None:

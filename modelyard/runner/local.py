@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel
+from threadpoolctl import threadpool_limits
 
 from modelyard.config import PipelineConfig
 from modelyard.contract import STEPS, FinishParams
@@ -161,7 +162,7 @@ class FanOut:
             while queued or running:
                 while queued and len(running) < workers:
                     number, (name, args) = queued.popleft()
-                    running.append(self.start(number, name, args))
+                    running.append(self.start(number, name, args, workers))
                     self.echo(f"{self.step}: started {number}/{len(calls)} {name}")
                 for worker in self.ready(running):
                     running.remove(worker)
@@ -169,7 +170,8 @@ class FanOut:
                     seconds = time.perf_counter() - worker.started
                     note = _result_note(results[worker.number], calls[worker.number - 1][1])
                     self.echo(
-                        f"{self.step}: finished {len(results)}/{len(calls)} {worker.name} in {seconds:.1f} s{note}"
+                        f"{self.step}: finished {worker.number}/{len(calls)} {worker.name} in {seconds:.1f} s"
+                        f"{note} ({len(results)} of {len(calls)} done)"
                     )
         finally:
             if running or queued:
@@ -177,10 +179,13 @@ class FanOut:
                     self.stop(running, cancelled=len(queued))
         return [results[number] for number in sorted(results)]
 
-    def start(self, number: int, name: str, args: dict[str, Any]) -> Worker:
+    def start(self, number: int, name: str, args: dict[str, Any], workers: int) -> Worker:
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_work, args=(send, self.execute, self.step, args, self.work_dir))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        process = context.Process(
+            target=_work, args=(send, self.execute, self.step, args, self.work_dir, threads)
+        )
         process.start()
         send.close()
         return Worker(number, name, process, receive)
@@ -222,13 +227,18 @@ class FanOut:
             stop()
 
 
-def _work(send: Connection, execute: StepExecutor, step: str, args: dict[str, Any], work_dir: Path) -> None:
+def _work(
+    send: Connection, execute: StepExecutor, step: str, args: dict[str, Any], work_dir: Path, threads: int
+) -> None:
     """A worker's body. The parent alone decides when it stops: Ctrl-C reaches the whole process
-    group, so a worker ignores SIGINT; SIGTERM (from the parent) ends it at once."""
+    group, so a worker ignores SIGINT; SIGTERM (from the parent) ends it at once. It keeps to its
+    share of the CPUs: OpenMP threads that outnumber the free cores spin waiting for each other
+    (histogram boosting on 3,000 rows took 2 s on one thread, 56 s on two of a busy 2-core machine)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        outcome: tuple[str, Any] = ("ok", execute(step, args, work_dir))
+        with threadpool_limits(threads):
+            outcome: tuple[str, Any] = ("ok", execute(step, args, work_dir))
     except BaseException as exc:  # everything goes back to the parent, which raises it
         error = as_transient(exc)
         if not isinstance(error, ModelyardError):  # a bug: its traceback, which does not cross the pipe

@@ -13,7 +13,7 @@ from modelyard.contract import PrepareOutputs, PrepareParams
 from modelyard.contract.records import CONFIG_FILE, Tags
 from modelyard.data import load_column
 from modelyard.model import expand_candidates
-from modelyard.tasks import infer_task
+from modelyard.tasks import infer_task, minority_share
 from modelyard.tracking import experiment_id, lineage_tags, run_url
 
 
@@ -52,10 +52,11 @@ def resolve_task(config: PipelineConfig) -> tuple[PipelineConfig, str]:
         return for_task(config, config.task), "set in the config"
     labels = load_column(config.dataset, config.label)
     require_label_values(labels, config.label, config.dataset)
+    share = minority_share(labels)
     if config.task is not None:
-        return for_task(config, config.task, rows=len(labels)), "set in the config"
+        return for_task(config, config.task, len(labels), share), "set in the config"
     inferred, why = infer_task(labels)
-    return for_task(config, inferred, rows=len(labels)), f"inferred: {why}; set task to override"
+    return for_task(config, inferred, len(labels), share), f"inferred: {why}; set task to override"
 
 
 def _param(key: str, value: object) -> mlflow.entities.Param:

@@ -41,10 +41,16 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
 
 def pick(results: list[CandidateResult], metric: MetricSpec) -> CandidateResult:
     """The best validation score; among scores within TIE of it, one that does not overfit, then the
-    better score, the smaller train-validation gap, the name."""
+    better score, the smaller train-validation gap, the earlier in the search space (the default
+    spaces list the simpler estimators first)."""
     top = max(better_first(metric, r.score) for r in results)
-    tied = [r for r in results if top - better_first(metric, r.score) <= TIE]
-    return min(tied, key=lambda r: (r.overfit, -better_first(metric, r.score), _finite(r.gap, 1e9), r.name))
+    tied = [(n, r) for n, r in enumerate(results) if top - better_first(metric, r.score) <= TIE]
+
+    def order(item: tuple[int, CandidateResult]) -> tuple[bool, float, float, int]:
+        number, r = item
+        return r.overfit, -better_first(metric, r.score), _finite(r.gap, 1e9), number
+
+    return min(tied, key=order)[1]
 
 
 def candidate_results(text: str) -> list[CandidateResult]:
