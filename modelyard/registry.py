@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from modelyard.contract.records import REFERENCE_PROFILE, DataProfile, Tags, read_record
-from modelyard.errors import BadInputError, TransientError
+from modelyard.errors import BadInputError, TransientError, failed_address, unreachable
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -46,8 +46,10 @@ def reference_profile(client: MlflowClient, name: str) -> DataProfile | None:
             path = client.download_artifacts(champion.run_id, REFERENCE_PROFILE, tmp)
             return read_record(DataProfile, Path(path))
         except (MlflowException, OSError) as exc:
+            address = failed_address(exc)
+            where = f" ({address} {unreachable(exc)})" if address else ""
             raise TransientError(
-                f"cannot read the data profile of {name} v{champion.version} ({CHAMPION}): {exc}"
+                f"cannot read the data profile of {name} v{champion.version} ({CHAMPION}){where}: {exc}"
             ) from exc
 
 

@@ -181,3 +181,19 @@ def test_a_refused_connection_is_said_to_be_refused_not_silent(tmp_path: Path) -
     assert done.returncode == 75, done.stderr
     line = last_line(done.stderr)
     assert line.startswith(f"modelyard: error: MLflow tracking server {uri} is unavailable (it refused"), line
+
+
+def test_a_failing_address_other_than_the_tracking_server_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A presigned artifact URL names the object store, not MLflow: the one line says which failed."""
+    import requests
+
+    from modelyard.errors import transient_message
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    port = closed_port()
+    with pytest.raises(requests.ConnectionError) as failed:
+        requests.get(f"http://127.0.0.1:{port}/mlflow/model.skops?X-Amz-Signature=0", timeout=5)
+    assert transient_message(failed.value).startswith(
+        f"127.0.0.1:{port} refused the connection: an address MLflow tracking server http://127.0.0.1:5000 "
+        "sent this client to (an artifact download or upload URL)"
+    )

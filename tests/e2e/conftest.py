@@ -272,7 +272,9 @@ def datasets(bucket: Minio) -> dict[str, str]:
     drifted["age"] = drifted["age"] + 35
     drifted["income"] = drifted["income"] * 4
     bad = make_customers(rows=300, seed=13)
-    bad.loc[bad.index[: int(0.7 * len(bad))], "income"] = None  # 70% missing: refused where max_null_fraction is set
+    bad.loc[bad.index[: int(0.7 * len(bad))], "income"] = (
+        None  # 70% missing: refused where max_null_fraction is set
+    )
     return {
         name: upload(bucket, f"e2e/{name}.csv", rows)
         for name, rows in {"customers": customers, "fresh": fresh, "drifted": drifted, "bad": bad}.items()

@@ -1,4 +1,4 @@
-"""The user's path on a real cluster, as the README tells it: eleven scenarios on real pods.
+"""The user's path on a real cluster, as the README tells it: ten scenarios on real pods.
 
 Each test prints what it checked. State one needs (a champion, a second champion) comes from a
 fixture, so any test runs alone: `pytest tests/e2e -k rollback`.
@@ -131,7 +131,9 @@ def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_f
     api: client.ApiClient,
 ) -> None:
     before = champion(mlflow).version
-    workflow = train(argo, datasets["bad"], config_text, max_null_fraction="0.1")  # missing values: a gate only when set
+    workflow = train(
+        argo, datasets["bad"], config_text, max_null_fraction="0.1"
+    )  # missing values: a gate only when set
     validate = [n for n in pod_nodes(workflow) if n["templateName"] == "validate"]
     print(
         f"{workflow['metadata']['name']}: {workflow['status']['phase']}; validate attempts {[exit_code(n) for n in validate]}"
@@ -528,29 +530,3 @@ def test_10_from_the_host_through_a_port_forward_monitor_rollback_and_pyfunc_wor
     print(f"pyfunc from the host predicts {loaded.stdout.strip()}")
     predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert len(predictions) == 5 and set(predictions) <= {"yes", "no"}
-
-
-def test_11_a_client_sent_to_an_unreachable_presigned_url_fails_in_bounded_time_naming_the_host(
-    trained: dict[str, Any], mlflow_forward: PortForward, tmp_path: Path
-) -> None:
-    """Asked for presigned downloads, the client is sent to MinIO's in-cluster address: exit 75 naming it."""
-    from conftest import make_customers
-
-    make_customers(rows=100, seed=12).to_csv(tmp_path / "batch.csv", index=False)
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
-    }
-    started = time.monotonic()
-    done = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "modelyard"), "monitor", "--dataset", "batch.csv", "--model-name", MODEL,
-         "--tracking-uri", f"http://{mlflow_forward.ensure()}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    seconds = time.monotonic() - started
-    line = done.stderr.strip().splitlines()[-1]
-    print(f"exit {done.returncode} after {seconds:.1f} s: {line[:300]}")
-    assert done.returncode == 75, done.stderr[-2000:]
-    assert "modelyard-minio" in line and "sent this client to" in line
-    assert seconds < 90

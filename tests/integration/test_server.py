@@ -20,7 +20,7 @@ from .stack import BIN, BUCKET, DATASETS, REPO, S3_ENV, Stack, modelyard, wait_b
 
 pytestmark = pytest.mark.integration
 
-# Two candidates keep each run short; the default search space trains seven.
+# Two candidates keep each run short; the default search space trains eight (twelve for a rare class).
 SMALL = "search_space:\n  logistic_regression:\n    C: [0.1, 1.0]\n"
 LINEAGE = ("modelyard.pipeline_run_id", "modelyard.decision", "modelyard.dataset_fingerprint")
 
