@@ -84,6 +84,12 @@ def two_champions(
     trained: dict[str, Any], argo: Argo, datasets: dict[str, str], config_text: str, mlflow: Any
 ) -> Any:
     """A champion that replaced another (trained again if none did yet)."""
+    return with_previous_champion(argo, datasets, config_text, mlflow)
+
+
+def with_previous_champion(argo: Argo, datasets: dict[str, str], config_text: str, mlflow: Any) -> Any:
+    """MODEL's champion, trained again first unless it replaced another (a rollback to the first
+    version leaves a champion with none before it)."""
     if not champion(mlflow).tags.get(f"{TAG}previous_champion"):
         assert train(argo, datasets["customers"], config_text)["status"]["phase"] == "Succeeded"
     return champion(mlflow)
@@ -402,6 +408,92 @@ def test_7_modelyard_submit_trains_through_the_argo_server(
     assert "decision: promote" in out
 
 
+def upload_parquet(bucket: Minio, prefix: str, rows: Any, tmp: Path) -> dict[str, str]:
+    """The same rows as one Parquet file and as a directory partitioned on `plan` (pandas' layout)."""
+    rows.to_parquet(tmp / "rows.parquet", index=False)
+    rows.to_parquet(tmp / "parts", partition_cols=["plan"], index=False)
+    bucket.fput_object("datasets", f"{prefix}/customers.parquet", str(tmp / "rows.parquet"))
+    for part in (tmp / "parts").rglob("*.parquet"):
+        bucket.fput_object("datasets", f"{prefix}/parts/{part.relative_to(tmp / 'parts')}", str(part))
+    return {
+        "file": f"s3://datasets/{prefix}/customers.parquet",
+        "directory": f"s3://datasets/{prefix}/parts/",
+    }
+
+
+def test_8_parquet_a_file_and_a_partitioned_directory_in_minio_train_through_argo(
+    argo: Argo, bucket: Minio, config_text: str, mlflow: Any, tmp_path: Path
+) -> None:
+    from conftest import make_customers
+
+    uris = upload_parquet(
+        bucket, f"e2e-parquet-{int(time.time())}", make_customers(rows=600, seed=3), tmp_path
+    )
+    models = {form: f"{MODEL}-{form}" for form in uris}
+    names = {form: argo.submit(TRAINING, dataset=uri, label=LABEL, config=config_text, model_name=models[form])
+             for form, uri in uris.items()}  # fmt: skip
+    for form, name in names.items():
+        workflow = argo.wait(name)
+        print(f"{name}: Parquet {form} {uris[form]}: {workflow['status']['phase']}")
+        assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+        assert champion(mlflow, models[form]).tags[f"{TAG}dataset"] == uris[form]
+
+
+def modelyard_from_host(*args: str, tracking_uri: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI on the host with a clean environment: only PATH, HOME and the tracking URI flag."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(cwd)}
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "modelyard"), *args, "--tracking-uri", tracking_uri],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_9_from_the_host_through_a_port_forward_monitor_rollback_and_pyfunc_work_without_settings(
+    trained: dict[str, Any],
+    argo: Argo,
+    datasets: dict[str, str],
+    config_text: str,
+    mlflow: Any,
+    mlflow_forward: PortForward,
+    tmp_path: Path,
+) -> None:
+    from conftest import make_customers
+
+    uri = f"http://{mlflow_forward.ensure()}"
+    make_customers(rows=300, seed=11).to_csv(tmp_path / "batch.csv", index=False)
+    started = time.monotonic()
+    monitored = modelyard_from_host("monitor", "--dataset", "batch.csv", "--model-name", MODEL,
+                                    tracking_uri=uri, cwd=tmp_path)  # fmt: skip
+    print(f"monitor from the host in {time.monotonic() - started:.1f} s: {monitored.stdout.strip()[-200:]}")
+    assert monitored.returncode == 0, monitored.stderr[-2000:]
+
+    before = with_previous_champion(argo, datasets, config_text, mlflow)
+    rolled = modelyard_from_host("rollback", "--model-name", MODEL, "--reason", "e2e from the host",
+                                 tracking_uri=uri, cwd=tmp_path)  # fmt: skip
+    assert rolled.returncode == 0, rolled.stderr[-2000:]
+    after = champion(mlflow)
+    print(f"rollback from the host: v{before.version} -> v{after.version}")
+    assert after.version == before.tags[f"{TAG}previous_champion"]
+
+    # A user's own script: plain MLflow, no modelyard, no setting but the tracking URI.
+    script = (
+        "import json, sys, pandas as pd, mlflow\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        f"model = mlflow.pyfunc.load_model('models:/{MODEL}@champion')\n"
+        "rows = pd.read_csv('batch.csv').drop(columns=['churn']).head(5)\n"
+        "print(json.dumps(pd.Series(model.predict(rows)).tolist()))\n"
+    )
+    loaded = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", script, uri],
+        cwd=tmp_path, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    print(f"pyfunc from the host predicts {loaded.stdout.strip()}")
+    predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert len(predictions) == 5 and set(predictions) <= {"yes", "no"}
+
+
 @pytest.fixture
 def load_champion(
     mlflow_forward: PortForward, monkeypatch: pytest.MonkeyPatch
@@ -432,7 +524,7 @@ def secrets(api: client.ApiClient) -> dict[str, Any]:
     }
 
 
-def test_8_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
+def test_10_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
     trained: dict[str, Any],
     release: Release,
     api: client.ApiClient,
@@ -450,83 +542,3 @@ def test_8_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
     print(release.test())
     assert secrets(api) == before, "a reinstall lost the credentials of the kept volumes"
     assert len(load_champion()) == 5
-
-
-def upload_parquet(bucket: Minio, prefix: str, rows: Any, tmp: Path) -> dict[str, str]:
-    """The same rows as one Parquet file and as a directory partitioned on `plan` (pandas' layout)."""
-    rows.to_parquet(tmp / "rows.parquet", index=False)
-    rows.to_parquet(tmp / "parts", partition_cols=["plan"], index=False)
-    bucket.fput_object("datasets", f"{prefix}/customers.parquet", str(tmp / "rows.parquet"))
-    for part in (tmp / "parts").rglob("*.parquet"):
-        bucket.fput_object("datasets", f"{prefix}/parts/{part.relative_to(tmp / 'parts')}", str(part))
-    return {
-        "file": f"s3://datasets/{prefix}/customers.parquet",
-        "directory": f"s3://datasets/{prefix}/parts/",
-    }
-
-
-def test_9_parquet_a_file_and_a_partitioned_directory_in_minio_train_through_argo(
-    argo: Argo, bucket: Minio, config_text: str, mlflow: Any, tmp_path: Path
-) -> None:
-    from conftest import make_customers
-
-    uris = upload_parquet(
-        bucket, f"e2e-parquet-{int(time.time())}", make_customers(rows=600, seed=3), tmp_path
-    )
-    models = {form: f"{MODEL}-{form}" for form in uris}
-    names = {form: argo.submit(TRAINING, dataset=uri, label=LABEL, config=config_text, model_name=models[form])
-             for form, uri in uris.items()}  # fmt: skip
-    for form, name in names.items():
-        workflow = argo.wait(name)
-        print(f"{name}: Parquet {form} {uris[form]}: {workflow['status']['phase']}")
-        assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
-        assert champion(mlflow, models[form]).tags[f"{TAG}dataset"] == uris[form]
-
-
-def modelyard_from_host(*args: str, tracking_uri: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The CLI on the host with a clean environment: only PATH, HOME and the tracking URI flag."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(cwd)}
-    return subprocess.run(
-        [str(REPO / ".venv" / "bin" / "modelyard"), *args, "--tracking-uri", tracking_uri],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def test_10_from_the_host_through_a_port_forward_monitor_rollback_and_pyfunc_work_without_settings(
-    two_champions: Any, mlflow: Any, mlflow_forward: PortForward, tmp_path: Path
-) -> None:
-    from conftest import make_customers
-
-    uri = f"http://{mlflow_forward.ensure()}"
-    make_customers(rows=300, seed=11).to_csv(tmp_path / "batch.csv", index=False)
-    started = time.monotonic()
-    monitored = modelyard_from_host("monitor", "--dataset", "batch.csv", "--model-name", MODEL,
-                                    tracking_uri=uri, cwd=tmp_path)  # fmt: skip
-    print(f"monitor from the host in {time.monotonic() - started:.1f} s: {monitored.stdout.strip()[-200:]}")
-    assert monitored.returncode == 0, monitored.stderr[-2000:]
-
-    before = champion(mlflow)
-    rolled = modelyard_from_host("rollback", "--model-name", MODEL, "--reason", "e2e from the host",
-                                 tracking_uri=uri, cwd=tmp_path)  # fmt: skip
-    assert rolled.returncode == 0, rolled.stderr[-2000:]
-    after = champion(mlflow)
-    print(f"rollback from the host: v{before.version} -> v{after.version}")
-    assert after.version == before.tags[f"{TAG}previous_champion"]
-
-    # A user's own script: plain MLflow, no modelyard, no setting but the tracking URI.
-    script = (
-        "import json, sys, pandas as pd, mlflow\n"
-        "mlflow.set_tracking_uri(sys.argv[1])\n"
-        f"model = mlflow.pyfunc.load_model('models:/{MODEL}@champion')\n"
-        "rows = pd.read_csv('batch.csv').drop(columns=['churn']).head(5)\n"
-        "print(json.dumps(pd.Series(model.predict(rows)).tolist()))\n"
-    )
-    loaded = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), "-c", script, uri],
-        cwd=tmp_path, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr[-2000:]
-    print(f"pyfunc from the host predicts {loaded.stdout.strip()}")
-    predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
-    assert len(predictions) == 5 and set(predictions) <= {"yes", "no"}
