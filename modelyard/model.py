@@ -290,6 +290,33 @@ def score(task: Task, model: Any, features: pd.DataFrame, labels: pd.Series) -> 
     return metrics(task, labels.to_numpy(), *predictions(task, model, features))
 
 
+def standard_errors(
+    task: Task,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray | None,
+    classes: Sequence[str],
+    *,
+    rounds: int = 100,
+    cap: int = 10_000,
+) -> dict[str, float]:
+    """Each metric's standard error on these rows: its spread over bootstrap resamples (of at most
+    `cap` rows, rescaled by sqrt(cap / rows)); 0 where a metric is undefined on every resample."""
+    rng = np.random.default_rng(0)
+    rows = len(truth)
+    size = min(rows, cap)
+    samples = [rng.integers(0, rows, size) for _ in range(rounds)]
+    draws = [
+        metrics(task, truth[i], predicted[i], None if proba is None else proba[i], classes) for i in samples
+    ]
+    spread: dict[str, float] = {}
+    for name in draws[0] if draws else ():
+        values = np.array([d[name] for d in draws])
+        defined = not np.isnan(values).all()
+        spread[name] = float(np.nanstd(values)) * math.sqrt(size / rows) if defined else 0.0
+    return spread
+
+
 def trusted_types(model: Pipeline) -> list[str]:
     """The types skops must be told to trust to load this model (MLflow stores them with it)."""
     import skops.io

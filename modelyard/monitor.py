@@ -39,7 +39,7 @@ from modelyard.contract.records import (
 from modelyard.dates import parse_dates
 from modelyard.drift import compare, grade, power_note, worst
 from modelyard.errors import BadInputError
-from modelyard.model import metrics
+from modelyard.model import standard_errors
 from modelyard.profile import is_numeric, unseen_share
 from modelyard.tasks import METRICS, Task, scale, task_metrics, worse_by
 
@@ -163,17 +163,11 @@ def decay_noise(
     The batch's standard error is bootstrapped (on at most `cap` rows, rescaled by sqrt(cap/n)); the
     test score's is taken as the same spread scaled to the test set's size (unknown: the batch's).
     """
-    rng = np.random.default_rng(0)
+    batch = standard_errors(task, truth, predicted, proba, classes, rounds=rounds, cap=cap)
     rows = len(truth)
-    size = min(rows, cap)
-    samples = [rng.integers(0, rows, size) for _ in range(rounds)]
-    draws = [
-        metrics(task, truth[i], predicted[i], None if proba is None else proba[i], classes) for i in samples
-    ]
     spread: dict[str, float] = {}
     for spec in task_metrics(task):
-        values = np.array([d[spec.name] for d in draws])
-        batch_se = float(np.nanstd(values)) * math.sqrt(size / rows) if not np.isnan(values).all() else 0.0
+        batch_se = batch[spec.name]
         test_se = batch_se * math.sqrt(rows / (test_rows or rows))
         spread[spec.name] = 2 * math.hypot(batch_se, test_se)
     return spread

@@ -120,7 +120,8 @@ GRIDS: Final[dict[Estimator, type[_Grid]]] = {
     "hist_gradient_boosting": HistGradientBoostingGrid,
 }
 
-# Histogram boosting at its defaults is the baseline to beat at any size. Class weighting gives each
+# Histogram boosting at its defaults is the baseline to beat at any size: listed first, another
+# candidate wins only by more than the noise of the validation score (steps/select.py). Class weighting gives each
 # class the same total weight, what a minority class of a few percent needs to be predicted at all;
 # the default space tries it (beside no weighting) when some class has less than IMBALANCED_SHARE of
 # the rows. On balanced classes it only adds candidates that trade accuracy for noise.
@@ -129,16 +130,16 @@ WEIGHTED_ESTIMATORS: Final = ("logistic_regression", "hist_gradient_boosting")
 _WEIGHTED: Final[list[Any]] = [None, "balanced"]
 DEFAULT_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
     "classification": {
+        "hist_gradient_boosting": {"max_iter": [100]},
         "logistic_regression": {"C": [0.1, 1.0, 10.0]},
         "random_forest": {"n_estimators": [100], "max_depth": [None, 5]},
         "gradient_boosting": {"learning_rate": [0.05, 0.1], "n_estimators": [50]},
-        "hist_gradient_boosting": {"max_iter": [100]},
     },
     "regression": {
+        "hist_gradient_boosting": {"max_iter": [100]},
         "ridge": {"alpha": [0.1, 1.0, 10.0]},
         "random_forest": {"n_estimators": [100], "max_depth": [None, 5]},
         "gradient_boosting": {"learning_rate": [0.05, 0.1], "n_estimators": [100]},
-        "hist_gradient_boosting": {"max_iter": [100]},
     },
 }
 # From this many rows on (config large_table_rows), a table gets LARGE_SEARCH_SPACE: histogram
@@ -157,14 +158,14 @@ _LARGE_BOOSTING: Final[dict[str, list[Any]]] = {
 }
 LARGE_SEARCH_SPACE: Final[dict[Task, dict[str, dict[str, list[Any]]]]] = {
     "classification": {
+        "hist_gradient_boosting": _LARGE_BOOSTING,
         "logistic_regression": {"C": [1.0]},
         "random_forest": _BOUNDED_FOREST,
-        "hist_gradient_boosting": _LARGE_BOOSTING,
     },
     "regression": {
+        "hist_gradient_boosting": _LARGE_BOOSTING,
         "ridge": {"alpha": [1.0]},
         "random_forest": _BOUNDED_FOREST,
-        "hist_gradient_boosting": _LARGE_BOOSTING,
     },
 }
 

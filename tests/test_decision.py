@@ -30,8 +30,8 @@ thresholds: {min_accuracy: 0.5, min_f1_macro: 0.5, min_roc_auc: 0.5}
 """
 
 
-def result(name: str, score: float, overfit: bool, gap: float = 0.0) -> CandidateResult:
-    return CandidateResult(name=name, run_id="0" * 32, score=score, gap=gap, overfit=overfit)
+def result(name: str, score: float, overfit: bool, gap: float = 0.0, noise: float = 0.0) -> CandidateResult:
+    return CandidateResult(name=name, run_id="0" * 32, score=score, noise=noise, gap=gap, overfit=overfit)
 
 
 def test_a_tie_goes_to_the_candidate_that_does_not_overfit() -> None:
@@ -45,10 +45,30 @@ def test_a_tie_goes_to_the_candidate_that_does_not_overfit() -> None:
     low, close = result("low", 10.0, True, 0.2), result("close", 10.00008, False)
     assert pick([low, close], rmse) is close
     assert pick([result("much lower", 9.0, True), close], rmse).name == "much lower"
-    # Neither overfits: the better score, then the smaller gap.
-    assert pick([result("a", 0.9, False, 0.05), result("b", 0.89995, False, 0.01)], f1).name == "a"
-    assert pick([result("a", 0.9, False, 0.05), result("b", 0.9, False, 0.01)], f1).name == "b"
+    # Neither overfits: the earlier one, whatever the gaps.
+    assert pick([result("a", 0.89995, False, 0.05), result("b", 0.9, False, 0.01)], f1).name == "a"
     assert pick([result("nan", float("nan"), False), result("b", 0.1, True)], f1).name == "b"
+    assert (
+        pick([result("nan", float("nan"), False), result("nan too", float("nan"), False)], f1).name == "nan"
+    )
+
+
+def test_a_later_candidate_must_beat_an_earlier_one_by_more_than_the_validation_noise() -> None:
+    f1, rmse = METRICS["f1_macro"], METRICS["rmse"]
+    baseline = result("hist_gradient_boosting[max_iter=100]", 0.80, False, noise=0.02)
+    within = result("random_forest[max_depth=5]", 0.815, False, noise=0.02)
+    beyond = result("gradient_boosting[learning_rate=0.1]", 0.85, False, noise=0.02)
+    assert pick([baseline, within], f1) is baseline  # 0.015 ahead: inside one standard error
+    assert pick([baseline, within, beyond], f1) is beyond  # 0.035 ahead of the next
+    close_to_best = beyond.model_copy(update={"score": 0.83})
+    assert pick([baseline, within, close_to_best], f1) is within  # the earliest within 0.02 of 0.83
+    assert pick([within, baseline], f1) is within  # the order of the search space decides
+    # The band is the best candidate's standard error; for RMSE lower is better.
+    low = result("ridge[alpha=1.0]", 48.0, False, noise=1.5)
+    assert pick([result("hgb", 49.0, False, noise=3.0), low], rmse).name == "hgb"
+    assert pick([result("hgb", 50.0, False, noise=3.0), low], rmse) is low
+    # An earlier candidate inside the band that overfits gives way to a later one that does not.
+    assert pick([result("hgb", 0.81, True, 0.2, noise=0.02), within], f1) is within
 
 
 def test_select_on_real_candidate_runs_prefers_the_one_that_does_not_overfit(
@@ -78,6 +98,11 @@ def test_select_on_real_candidate_runs_prefers_the_one_that_does_not_overfit(
         assert selected.candidate_run_id == honest.run_id
         tags = client.get_run(prepared.run_id).data.tags
         assert tags["modelyard.best_candidate"] == honest.name
+    assert all(r.noise > 0 for r in trained)  # bootstrapped on the validation rows
+    # Gathered in another order (as Argo may), a tie still goes to the first in the search space.
+    tie = [r.model_copy(update={"score": 0.8, "overfit": False}) for r in reversed(trained)]
+    params = SelectParams(results=json.dumps([r.model_dump() for r in tie]), **pipeline)
+    assert run_in_process("select", params.model_dump(), tmp_path).candidate_run_id == trained[0].run_id
 
 
 def summary_rows(stdout: str) -> dict[str, str]:

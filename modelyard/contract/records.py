@@ -141,6 +141,7 @@ class CandidateResult(Record):
     name: str
     run_id: str
     score: float
+    noise: float = 0.0  # the validation score's standard error
     gap: float
     overfit: bool
 

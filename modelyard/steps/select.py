@@ -23,13 +23,15 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
     results = candidate_results(params.results)
     if not results:
         raise BadInputError("no candidate results to select from")
-    metric = primary_of(PipelineConfig.model_validate_json(params.config))
-    best = pick(results, metric)
+    config = PipelineConfig.model_validate_json(params.config)
+    metric = primary_of(config)
+    best = pick(in_search_space_order(results, config), metric)
     print(f"  candidates by validation {metric.name}:", file=sys.stderr)
     for r in sorted(results, key=lambda r: better_first(metric, r.score), reverse=True):
         flag = "  OVERFIT" if r.overfit else ""
         mark = "*" if r is best else " "
-        print(f"  {mark} {r.name:<50} val={r.score:.4f} gap={r.gap:+.4f}{flag}", file=sys.stderr)
+        line = f"  {mark} {r.name:<50} val={r.score:.4f} ±{r.noise:.4f} gap={r.gap:+.4f}{flag}"
+        print(line, file=sys.stderr)
     client = mlflow.MlflowClient()
     client.set_tag(params.run_id, Tags.BEST_CANDIDATE, best.name)
     client.set_tag(params.run_id, Tags.BEST_CANDIDATE_RUN_ID, best.run_id)
@@ -40,17 +42,24 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
 
 
 def pick(results: list[CandidateResult], metric: MetricSpec) -> CandidateResult:
-    """The best validation score; among scores within TIE of it, one that does not overfit, then the
-    better score, the smaller train-validation gap, the earlier in the search space (the default
-    spaces list the simpler estimators first)."""
-    top = max(better_first(metric, r.score) for r in results)
-    tied = [(n, r) for n, r in enumerate(results) if top - better_first(metric, r.score) <= TIE]
+    """The earliest candidate in the search space whose validation score is within the noise of the
+    best one (its standard error, at least TIE), preferring one that does not overfit.
 
-    def order(item: tuple[int, CandidateResult]) -> tuple[bool, float, float, int]:
-        number, r = item
-        return r.overfit, -better_first(metric, r.score), _finite(r.gap, 1e9), number
+    A later candidate has to beat an earlier one by more than the validation split can tell apart:
+    on a few hundred rows, the order of close scores is chance, and the default spaces list the
+    baseline to beat (histogram boosting at its defaults) first."""
+    best = max(results, key=lambda r: better_first(metric, r.score))
+    band = max(TIE, _finite(best.noise, 0.0))
+    top = better_first(metric, best.score)
+    close = [(n, r) for n, r in enumerate(results) if top - better_first(metric, r.score) <= band]
+    close = close or list(enumerate(results))  # every score NaN
+    return min(close, key=lambda item: (item[1].overfit, item[0]))[1]
 
-    return min(tied, key=order)[1]
+
+def in_search_space_order(results: list[CandidateResult], config: PipelineConfig) -> list[CandidateResult]:
+    """The results in the order the search space lists their candidates (Argo gathers them as they end)."""
+    listed = {c.name: n for n, c in enumerate(model.expand_candidates(config))}
+    return sorted(results, key=lambda r: listed.get(r.name, len(listed)))
 
 
 def candidate_results(text: str) -> list[CandidateResult]:
