@@ -36,6 +36,7 @@ SCENARIOS: Final = {
     "sqlite": ["ci/sqlite-values.yaml"],
     "minimal": ["ci/minimal-values.yaml"],
     "overrides": ["ci/overrides-values.yaml"],
+    "existing-secrets": ["ci/existing-secrets-values.yaml"],
 }
 
 POD_TEMPLATE_KINDS: Final = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
@@ -128,6 +129,45 @@ def pod_specs(objs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
 def containers(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from spec.get("initContainers", [])
     yield from spec.get("containers", [])
+
+
+# Fields that name a Secret and a key in it: env valueFrom, Argo's artifact repository.
+_SECRET_KEY_FIELDS: Final = ("secretKeyRef", "accessKeySecret", "secretKeySecret")
+
+
+def secret_references(objs: list[dict[str, Any]]) -> set[tuple[str, str, str, str | None]]:
+    """Every reference to a Secret in rendered objects, as (object, path, Secret name, key or None).
+
+    Covers env `secretKeyRef`, `envFrom` `secretRef`, `secret` volumes, Argo templates (the same fields
+    inside WorkflowTemplates/CronWorkflows) and the artifact-repositories ConfigMap's S3 Secrets.
+    """
+    refs: set[tuple[str, str, str, str | None]] = set()
+    for obj in objs:
+        label = f"{obj['kind']}/{obj['metadata']['name']}"
+        _collect_secret_references(obj, label, "", refs)
+        if label == "ConfigMap/artifact-repositories":
+            for key, text in obj["data"].items():
+                _collect_secret_references(yaml.safe_load(text), label, f"data.{key}", refs)
+    return refs
+
+
+def _collect_secret_references(node: Any, label: str, path: str, refs: set) -> None:
+    if isinstance(node, dict):
+        for field in _SECRET_KEY_FIELDS:
+            if isinstance(node.get(field), dict):
+                refs.add((label, f"{path}.{field}", node[field]["name"], node[field]["key"]))
+        if isinstance(node.get("secretRef"), dict):
+            refs.add((label, f"{path}.secretRef", node["secretRef"]["name"], None))
+        if isinstance(node.get("secret"), dict) and "secretName" in node["secret"]:
+            refs.add((label, f"{path}.secret", node["secret"]["secretName"], None))
+        for key, value in node.items():
+            _collect_secret_references(value, label, f"{path}.{key}", refs)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            name = item.get("name") if isinstance(item, dict) else None
+            _collect_secret_references(
+                item, label, f"{path}[{name if isinstance(name, str) else index}]", refs
+            )
 
 
 def decoded_secret(obj: dict[str, Any]) -> dict[str, str]:

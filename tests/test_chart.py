@@ -26,8 +26,10 @@ from chart_helpers import (
     one,
     pod_specs,
     render,
+    render_text,
     run,
     scenario,
+    secret_references,
     tool,
     write_yaml,
 )
@@ -58,6 +60,16 @@ def test_helm_lint_passes_strictly_for_every_scenario(values_files):
         (["pipeline.image.tag=latest"], "/pipeline/image/tag"),
         (["objectStore.external.enabled=true"], "/objectStore/external/endpoint"),
         (["containerSecurityContext.allowPrivilegeEscalation=true"], "allowPrivilegeEscalation"),
+        (
+            ["minio.auth.existingSecret=acme-minio-root", "minio.auth.rootPassword=s3cr3t-pass"],
+            "/minio/auth/rootPassword",
+        ),
+        (
+            ["postgresql.auth.existingSecret=acme-postgresql", "postgresql.auth.password=s3cr3t-pass"],
+            "/postgresql/auth/password",
+        ),
+        (["postgresql.auth.password=short"], "/postgresql/auth/password"),
+        (["mlflow.s3.existingSecret=Not_A_Secret_Name"], "/mlflow/s3/existingSecret"),
     ],
     ids=[
         "misspelt-nested-key",
@@ -67,6 +79,10 @@ def test_helm_lint_passes_strictly_for_every_scenario(values_files):
         "latest-tag",
         "external-without-endpoint",
         "privilege-escalation",
+        "root-existing-secret-and-password",
+        "postgresql-existing-secret-and-password",
+        "short-password",
+        "bad-secret-name",
     ],
 )
 def test_values_schema_rejects_bad_values_with_a_clear_message(sets, message):
@@ -502,6 +518,92 @@ def test_generated_secrets_are_read_back_with_lookup_for_upgrades():
     ):
         text = (CHART_DIR / "templates" / template).read_text()
         assert "modelyard.secretValue" in text and "randAlphaNum" not in text, template
+
+
+# The chart's own Secret -> the user's Secret in ci/existing-secrets-values.yaml.
+USER_SECRETS = {
+    "modelyard-minio-root": "acme-minio-root",
+    "modelyard-postgresql": "acme-postgresql",
+    "modelyard-mlflow-s3": "acme-mlflow-s3",
+    "modelyard-argo-s3": "acme-argo-s3",
+    "modelyard-dataset-s3": "acme-dataset-s3",
+}
+# Explicit credentials: values key -> (Secret, key that must hold the value, value).
+EXPLICIT_CREDENTIALS = {
+    "minio.auth.rootUser": ("modelyard-minio-root", "MINIO_ROOT_USER", "acme-root"),
+    "minio.auth.rootPassword": ("modelyard-minio-root", "MINIO_ROOT_PASSWORD", "root-password-0123"),
+    "postgresql.auth.password": ("modelyard-postgresql", "POSTGRES_PASSWORD", "db-password-0123"),
+    "mlflow.s3.secretKey": ("modelyard-mlflow-s3", "AWS_SECRET_ACCESS_KEY", "mlflow-key-0123"),
+    "argo.artifactRepository.secretKey": ("modelyard-argo-s3", "AWS_SECRET_ACCESS_KEY", "argo-key-0123"),
+    "datasets.secret.secretKey": ("modelyard-dataset-s3", "AWS_SECRET_ACCESS_KEY", "dataset-key-0123"),
+}
+
+
+def test_with_every_existing_secret_helm_template_is_byte_identical_and_creates_no_secret():
+    values = SCENARIOS["existing-secrets"]
+    first, second = render_text(values), render_text(values)
+    assert first == second, "two helm template renders with existingSecret values differ"
+    objs = [o for o in yaml.safe_load_all(first) if o]
+    assert find(objs, "Secret") == [], [o["metadata"]["name"] for o in find(objs, "Secret")]
+
+
+def test_with_existing_secrets_every_consumer_reads_the_users_secret_with_the_same_keys():
+    default = secret_references(scenario("default"))
+    assert {name for _, _, name, _ in default} >= set(USER_SECRETS), "the default render uses every Secret"
+    expected = {(obj, path, USER_SECRETS.get(name, name), key) for obj, path, name, key in default}
+    refs = secret_references(scenario("existing-secrets"))
+    assert refs == expected, (
+        f"missing: {sorted(expected - refs, key=str)}\nunexpected: {sorted(refs - expected, key=str)}"
+    )
+    readers = {obj for obj, _, name, _ in refs if name in USER_SECRETS.values()}
+    assert {
+        "StatefulSet/modelyard-minio",
+        "StatefulSet/modelyard-postgresql",
+        "Deployment/modelyard-mlflow",
+        "Job/modelyard-minio-setup",
+        "ConfigMap/artifact-repositories",
+        "WorkflowTemplate/modelyard-train",
+        "CronWorkflow/modelyard-monitor",
+    } <= readers
+
+
+def test_with_explicit_credentials_helm_template_is_byte_identical_and_the_secrets_hold_them():
+    sets = [f"{key}={value}" for key, (_, _, value) in EXPLICIT_CREDENTIALS.items()]
+    first, second = render_text(sets=sets), render_text(sets=sets)
+    assert first == second, "two helm template renders with explicit credentials differ"
+    objs = [o for o in yaml.safe_load_all(first) if o]
+    secrets = {o["metadata"]["name"]: decoded_secret(o) for o in find(objs, "Secret")}
+    assert set(secrets) == set(USER_SECRETS)
+    for key, (secret, field, value) in EXPLICIT_CREDENTIALS.items():
+        assert secrets[secret][field] == value, key
+    assert secrets["modelyard-mlflow-s3"]["AWS_ACCESS_KEY_ID"] == "mlflow"
+    assert secret_references(objs) == secret_references(scenario("default"))
+
+
+def test_workflow_pods_read_the_dataset_secret_under_its_configured_name():
+    objs = render(sets=["datasets.secret.name=ml-datasets"])
+    assert one(objs, "Secret", "ml-datasets") and not find(objs, "Secret", "modelyard-dataset-s3")
+    workflow_refs = {name for obj, _, name, _ in secret_references([o for o in objs if is_argo(o)])}
+    assert workflow_refs == {"ml-datasets", "modelyard-alerts"}
+    volumes = one(objs, "Job")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "datasets", "secret": {"secretName": "ml-datasets"}} in volumes
+
+
+def test_the_readme_documents_every_existing_secret_and_gitops_renders():
+    readme = (CHART_DIR / "README.md").read_text()
+
+    def existing_secrets(node, path=""):
+        for key, value in node.items():
+            if key == "existingSecret":
+                yield f"{path}{key}"
+            elif isinstance(value, dict):
+                yield from existing_secrets(value, f"{path}{key}.")
+
+    paths = list(existing_secrets(yaml.safe_load((CHART_DIR / "values.yaml").read_text())))
+    assert len(paths) == len(USER_SECRETS)
+    for path in paths:
+        assert f"`{path}`" in readme, path
+    assert "helm template" in readme and "Argo CD" in readme
 
 
 def test_root_and_database_secrets_survive_uninstall():

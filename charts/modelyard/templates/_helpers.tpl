@@ -80,14 +80,20 @@ securityContext:
   {{- include "modelyard.podSecurityContext" . | nindent 2 }}
 {{- end -}}
 
-{{/* A value from an existing Secret (so it survives helm upgrade), else a new random one; takes (dict "context" $ "name" <secret> "key" <key> "length" 32). */}}
+{{/* A credential for a chart-made Secret: the value given in values, else the one in the Secret already in the cluster (so it
+survives helm upgrade), else a new random one; takes (dict "context" $ "name" <secret> "key" <key> "length" 32 "value" <from values>).
+Without a cluster (helm template, Argo CD) lookup finds nothing: such renders need the value or the credential's existingSecret. */}}
 {{- define "modelyard.secretValue" -}}
+{{- if .value -}}
+{{- .value -}}
+{{- else -}}
 {{- $existing := lookup "v1" "Secret" .context.Release.Namespace .name -}}
 {{- $data := dig "data" (dict) ($existing | default dict) -}}
 {{- if hasKey $data .key -}}
 {{- index $data .key | b64dec -}}
 {{- else -}}
 {{- randAlphaNum (int (.length | default 32)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -119,9 +125,9 @@ securityContext:
 {{- end -}}
 {{- end -}}
 
-{{/* Name of the Secret with MinIO's root credentials (used only by MinIO and the setup Job). */}}
+{{/* Name of the Secret with MinIO's root credentials (used only by MinIO and the setup Job): minio.auth.existingSecret, else the chart's. */}}
 {{- define "modelyard.minioRootSecret" -}}
-{{- printf "%s-root" (include "modelyard.componentName" (dict "context" . "component" "minio")) -}}
+{{- .Values.minio.auth.existingSecret | default (printf "%s-root" (include "modelyard.componentName" (dict "context" . "component" "minio"))) -}}
 {{- end -}}
 
 {{/* Name of the Secret with MLflow's S3 credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY). */}}
@@ -129,7 +135,7 @@ securityContext:
 {{- if .Values.objectStore.external.enabled -}}
 {{- required "objectStore.external.credentialsSecret is required when objectStore.external.enabled=true" .Values.objectStore.external.credentialsSecret -}}
 {{- else -}}
-{{- printf "%s-s3" (include "modelyard.componentName" (dict "context" . "component" "mlflow")) -}}
+{{- .Values.mlflow.s3.existingSecret | default (printf "%s-s3" (include "modelyard.componentName" (dict "context" . "component" "mlflow"))) -}}
 {{- end -}}
 {{- end -}}
 
@@ -138,13 +144,23 @@ securityContext:
 {{- if .Values.objectStore.external.enabled -}}
 {{- required "objectStore.external.credentialsSecret is required when objectStore.external.enabled=true" .Values.objectStore.external.credentialsSecret -}}
 {{- else -}}
-{{- printf "%s-argo-s3" (include "modelyard.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- .Values.argo.artifactRepository.existingSecret | default (printf "%s-argo-s3" (include "modelyard.fullname" .) | trunc 63 | trimSuffix "-") -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Name of the Secret with the PostgreSQL password. */}}
+{{/* Name of the Secret with the PostgreSQL password: postgresql.auth.existingSecret, else the chart's. */}}
 {{- define "modelyard.postgresqlSecret" -}}
-{{- include "modelyard.componentName" (dict "context" . "component" "postgresql") -}}
+{{- .Values.postgresql.auth.existingSecret | default (include "modelyard.componentName" (dict "context" . "component" "postgresql")) -}}
+{{- end -}}
+
+{{/* Name of the dataset Secret workflow pods read (envFrom, optional): datasets.secret.existingSecret, else datasets.secret.name. */}}
+{{- define "modelyard.datasetSecret" -}}
+{{- .Values.datasets.secret.existingSecret | default .Values.datasets.secret.name -}}
+{{- end -}}
+
+{{/* True ("true") when the bundled MinIO has a dataset user: the chart creates its Secret or the user gives one. */}}
+{{- define "modelyard.datasetUser" -}}
+{{- if and (include "modelyard.minioEnabled" .) (or .Values.datasets.secret.create .Values.datasets.secret.existingSecret) -}}true{{- end -}}
 {{- end -}}
 
 {{/* Checkov skip annotations shared by every workload, each with its reason; takes a list of extra "CKV_ID=reason" strings. */}}
@@ -188,9 +204,16 @@ step, set on its template); each becomes its serviceAccounts.<name>.name, any ot
 {{- else if and (not $account) (not $wfSpec.workflowTemplateRef) -}}
 {{- $_ = set $wfSpec "serviceAccountName" $.Values.serviceAccounts.workflow.name -}}
 {{- end -}}
+{{- /* The generator names the dataset Secret modelyard-dataset-s3; it becomes the one modelyard.datasetSecret names. */ -}}
+{{- $datasetSecret := include "modelyard.datasetSecret" $ -}}
 {{- range $template := $wfSpec.templates | default list -}}
 {{- if hasKey $accounts ($template.serviceAccountName | default "") -}}
 {{- $_ = set $template "serviceAccountName" (index $accounts $template.serviceAccountName) -}}
+{{- end -}}
+{{- range $from := dig "container" "envFrom" (list) $template -}}
+{{- if eq (dig "secretRef" "name" "" $from) "modelyard-dataset-s3" -}}
+{{- $_ = set $from.secretRef "name" $datasetSecret -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $overrides := dict "image" (include "modelyard.image" (dict "image" $.Values.pipeline.image "appVersion" $.Chart.AppVersion)) "tracking-uri" (include "modelyard.trackingUri" $) -}}
