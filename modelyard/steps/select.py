@@ -43,17 +43,17 @@ def select(params: SelectParams, work_dir: Path) -> SelectOutputs:
 
 def pick(results: list[CandidateResult], metric: MetricSpec) -> CandidateResult:
     """The earliest candidate in the search space whose validation score is within the noise of the
-    best one (its standard error, at least TIE), preferring one that does not overfit.
+    best one (its standard error, at least TIE).
 
     A later candidate has to beat an earlier one by more than the validation split can tell apart:
     on a few hundred rows, the order of close scores is chance, and the default spaces list the
-    baseline to beat (histogram boosting at its defaults) first."""
+    baseline to beat (histogram boosting at its defaults) first. Overfitting does not decide: the
+    validation score already measures how a model does on unseen rows (`reject_overfit` gates it)."""
     best = max(results, key=lambda r: better_first(metric, r.score))
     band = max(TIE, _finite(best.noise, 0.0))
     top = better_first(metric, best.score)
-    close = [(n, r) for n, r in enumerate(results) if top - better_first(metric, r.score) <= band]
-    close = close or list(enumerate(results))  # every score NaN
-    return min(close, key=lambda item: (item[1].overfit, item[0]))[1]
+    close = [r for r in results if top - better_first(metric, r.score) <= band]
+    return close[0] if close else results[0]  # none: every score is NaN
 
 
 def in_search_space_order(results: list[CandidateResult], config: PipelineConfig) -> list[CandidateResult]:
