@@ -38,7 +38,7 @@ typecheck: $(BIN)/modelyard ## mypy over modelyard/ and workflows/ (settings in 
 format: $(BIN)/modelyard ## Format the code
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-manifests: $(BIN)/modelyard ## Regenerate the Argo YAML (workflows/manifests/, charts/modelyard/files/workflows/)
+manifests: $(BIN)/modelyard ## Regenerate the Argo YAML (charts/modelyard/files/workflows/)
 	$(BIN)/modelyard compile
 
 check-manifests: $(BIN)/modelyard ## Fail when the committed Argo YAML is out of date

@@ -45,9 +45,9 @@ def make_frame(rows: int, seed: int, drifted: bool) -> pd.DataFrame:
 
 
 def child(directory: Path) -> None:
-    from modelyard.config import MonitorThresholds
+    from modelyard.contract.config import MonitorThresholds
     from modelyard.contract.records import DataProfile, MonitorReport
-    from modelyard.monitor import check_batch, conclude, drift
+    from modelyard.quality.monitoring import check_batch, conclude, drift
 
     reference = DataProfile.model_validate_json((directory / "profile.json").read_text())
     started = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    from modelyard.profile import profile_frame
+    from modelyard.quality.profile import profile_frame
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -20,8 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_drift import LIMITS, POOL_ROWS, alarm_rate, make_pool
 
-from modelyard.drift import compare, worst
-from modelyard.profile import profile_frame
+from modelyard.quality.drift import compare, worst
+from modelyard.quality.profile import profile_frame
 
 SIZES = (50, 150, 1_000, 100_000, 1_000_000)
 SHIFTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)

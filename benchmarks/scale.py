@@ -99,7 +99,7 @@ def winner(project: Path) -> tuple[str, dict[str, str], Path]:
     """The winning candidate's estimator and parameters, and the run's split directory."""
     from mlflow import MlflowClient
 
-    from modelyard.tracking import embedded_uri
+    from modelyard.backends.tracking import embedded_uri
 
     (run_dir,) = (project / ".modelyard" / "runs").iterdir()
     prepared = json.loads((run_dir / "tasks" / "prepare.json").read_text())

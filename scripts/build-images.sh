@@ -14,14 +14,13 @@
 # Prints the built tags last, as --print-tags does. Idempotent: the base image is cached by a
 # hash of its inputs and image layers by Docker's build cache.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+LOG_PREFIX="build-images:"
 
-REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEFAULT_BASE=python:3.12-slim-bookworm
 DEBIAN_SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,ca-certificates
-
-log() { echo "build-images: $*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 version() { sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO_ROOT/pyproject.toml" | head -n1; }
 revision() {
@@ -43,7 +42,9 @@ print_tags() {
 
 # v0.0.0-20260212201848-7aac2a2c5b7c (the Dockerfile's MINIO_MODULE_VERSION) -> 20260212201848-7aac2a2c5b7c
 minio_tag() {
-    sed -n 's/^ARG MINIO_MODULE_VERSION=v0\.0\.0-//p' "$REPO_ROOT/images/minio/Dockerfile" | head -n1
+    local version
+    version=$(minio_module_version)
+    echo "${version#v0.0.0-}"
 }
 
 lock() {
@@ -53,26 +54,6 @@ lock() {
     (cd "$REPO_ROOT" &&
         "$uv" "${args[@]}" -o requirements/trainer.lock pyproject.toml &&
         "$uv" "${args[@]}" -o requirements/mlflow-server.lock requirements/mlflow-server.in)
-}
-
-as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
-
-apt_install() {
-    log "installing $* with apt-get"
-    as_root apt-get update -q >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
-}
-
-ensure_docker() {
-    docker info >/dev/null 2>&1 && return
-    command -v dockerd >/dev/null || apt_install docker.io
-    if ! pgrep -x dockerd >/dev/null; then
-        log "starting dockerd (log: ${TMPDIR:-/tmp}/dockerd.log)"
-        # Detached, stdio closed: a caller capturing our output must not wait for dockerd.
-        as_root setsid dockerd </dev/null >"${TMPDIR:-/tmp}/dockerd.log" 2>&1 &
-    fi
-    for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 1; done
-    die "Docker engine did not start; see ${TMPDIR:-/tmp}/dockerd.log"
 }
 
 # The first Debian mirror the host's apt uses (deb822 or one-line format).
@@ -203,23 +184,23 @@ main() {
             --lock) lock; return ;;
             --offline) offline=true ;;
             --only) only=${2:?--only needs trainer, mlflow or minio}; shift ;;
-            --base) ensure_docker; pick_base_image "$offline"; return ;;
+            --base) ensure_docker "${TMPDIR:-/tmp}/dockerd.log"; pick_base_image "$offline"; return ;;
             -h | --help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; return ;;
             *) die "unknown argument $1 (see --help)" ;;
         esac
         shift
     done
-    ensure_docker
+    ensure_docker "${TMPDIR:-/tmp}/dockerd.log"
     base=$(pick_base_image "$offline")
     local tags
     tags=$(print_tags)
     local trainer mlflow
-    trainer=$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"$tags")
-    mlflow=$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"$tags")
+    trainer=$(printed_image MODELYARD_TRAINER_IMAGE "$tags")
+    mlflow=$(printed_image MODELYARD_MLFLOW_IMAGE "$tags")
     # Also tagged with the bare version, the chart's default (its appVersion).
     [[ $only == "" || $only == trainer ]] && build_image trainer "$trainer" "$base" -t "${trainer%:*}:$(version)"
     [[ $only == "" || $only == mlflow ]] && build_image mlflow "$mlflow" "$base" -t "${mlflow%:*}:$(version)"
-    [[ $only == "" || $only == minio ]] && build_minio "$(sed -n 's/^MODELYARD_MINIO_IMAGE=//p' <<<"$tags")" "$base"
+    [[ $only == "" || $only == minio ]] && build_minio "$(printed_image MODELYARD_MINIO_IMAGE "$tags")" "$base"
     echo "$tags"
 }
 

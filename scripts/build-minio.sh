@@ -5,25 +5,28 @@
 # Idempotent: skips when that build is already there.
 # Usage: scripts/build-minio.sh
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+LOG_PREFIX="build-minio:"
 
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN_DIR="${REPO_ROOT}/.tools/bin"
-version="$(sed -n 's/^ARG MINIO_MODULE_VERSION=//p' "${REPO_ROOT}/images/minio/Dockerfile" | head -n1)"
+version="$(minio_module_version)"
 commit="${version##*-}"
-image="$(bash "${REPO_ROOT}/scripts/build-images.sh" --print-tags | sed -n 's/^MODELYARD_MINIO_IMAGE=//p')"
+tags="$(bash "${REPO_ROOT}/scripts/build-images.sh" --print-tags)"
+image="$(printed_image MODELYARD_MINIO_IMAGE "${tags}")"
 
 if [[ -x ${BIN_DIR}/minio ]] && "${BIN_DIR}/minio" --version 2>/dev/null | grep -q "${commit}"; then
   exit 0
 fi
 mkdir -p "${BIN_DIR}"
 if command -v docker >/dev/null && docker image inspect "${image}" >/dev/null 2>&1; then
-  echo "build-minio: copying minio out of ${image}" >&2
+  log "copying minio out of ${image}"
   container="$(docker create "${image}")"
   trap 'docker rm -f "${container}" >/dev/null' EXIT
   docker cp "${container}:/usr/local/bin/minio" "${BIN_DIR}/minio"
 else
-  command -v go >/dev/null || { echo "build-minio: Go is required (https://go.dev/dl/)" >&2; exit 1; }
-  echo "build-minio: building github.com/minio/minio@${version}" >&2
+  need_command go "https://go.dev/dl/"
+  log "building github.com/minio/minio@${version}"
   (cd /tmp && OUT="${BIN_DIR}" CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
     bash "${REPO_ROOT}/images/minio/build-release.sh" minio "${version}")
 fi

@@ -7,8 +7,8 @@
 # Idempotent: installs only what is missing; never starts the packaged PostgreSQL service.
 # Usage: sudo bash scripts/ci-system-deps.sh
 set -euo pipefail
-
-log() { printf '[ci-system-deps] %s\n' "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
@@ -20,13 +20,8 @@ if ((${#missing[@]} == 0)); then
   exit 0
 fi
 
-if [[ $(id -u) -ne 0 ]]; then
-  log "need root to install: ${missing[*]}"
-  exit 1
-fi
+[[ $(id -u) -eq 0 ]] || die "need root to install: ${missing[*]}"
 
-log "installing: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
 # Install the server binaries without the packaged cluster service starting on port 5432.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
@@ -36,6 +31,5 @@ if [[ ! -e ${policy} ]]; then
   created_policy=1
 fi
 trap '[[ ${created_policy} -eq 1 ]] && rm -f "${policy}"' EXIT
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_install "${missing[@]}"
 log "installed: ${missing[*]}"

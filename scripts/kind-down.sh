@@ -2,11 +2,13 @@
 # Delete the local kind cluster made by scripts/kind-up.sh (and everything in it).
 # Usage: scripts/kind-down.sh     Env: CLUSTER_NAME (modelyard)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+LOG_PREFIX="kind-down:"
 
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CLUSTER_NAME="${CLUSTER_NAME:-modelyard}"
 
-command -v kind >/dev/null 2>&1 || { echo "kind-down: kind is required" >&2; exit 1; }
+need_command kind
 if kind get clusters | grep -qx "${CLUSTER_NAME}"; then
   kind delete cluster --name "${CLUSTER_NAME}"
 else

@@ -10,25 +10,26 @@
 #        TIMEOUT (10m) for each wait.
 # Idempotent: re-running keeps the cluster and upgrades both releases.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+# Its log lines head the steps, set off from the output of kind, helm and kubectl.
+LOG_PREFIX=$'\n==>'
 
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CLUSTER_NAME="${CLUSTER_NAME:-modelyard}"
 NAMESPACE="${NAMESPACE:-modelyard}"
 ARGO_NAMESPACE="${ARGO_NAMESPACE:-argo}"
 TIMEOUT="${TIMEOUT:-10m}"
-# argo-helm chart; images.tag in argo-values.yaml pins the Argo Workflows release itself.
+# argo-helm chart; images.tag in argo-values.yaml pins the Argo Workflows release itself (to
+# versions.env's ARGO_WORKFLOWS_VERSION: tests/test_one_source.py checks it).
 ARGO_CHART_VERSION="${ARGO_CHART_VERSION:-2.0.4}"
 ARGO_HELM_REPO="https://argoproj.github.io/argo-helm"
 CHART_DIR="${REPO_ROOT}/charts/modelyard"
 KUBECONFIG_FILE="${REPO_ROOT}/.kind/kubeconfig"
-# shellcheck source=cluster/versions.env
+# shellcheck source-path=SCRIPTDIR source=cluster/versions.env
 source "${REPO_ROOT}/scripts/cluster/versions.env"
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-die() { printf 'kind-up: %s\n' "$*" >&2; exit 1; }
-
 for tool in docker kind helm kubectl; do
-  command -v "${tool}" >/dev/null 2>&1 || die "${tool} is required (see README: local cluster)"
+  need_command "${tool}" "see README: local cluster"
 done
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable"
 # A node image is built for one kind release: another kind may fail to boot it.
@@ -66,9 +67,9 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 else
   build_output="$("${REPO_ROOT}/scripts/build-images.sh" --print-tags)"
 fi
-trainer_image="$(sed -n 's/^MODELYARD_TRAINER_IMAGE=//p' <<<"${build_output}" | tail -n1)"
-mlflow_image="$(sed -n 's/^MODELYARD_MLFLOW_IMAGE=//p' <<<"${build_output}" | tail -n1)"
-minio_image="$(sed -n 's/^MODELYARD_MINIO_IMAGE=//p' <<<"${build_output}" | tail -n1)"
+trainer_image="$(printed_image MODELYARD_TRAINER_IMAGE "${build_output}")"
+mlflow_image="$(printed_image MODELYARD_MLFLOW_IMAGE "${build_output}")"
+minio_image="$(printed_image MODELYARD_MINIO_IMAGE "${build_output}")"
 [[ -n "${trainer_image}" && -n "${mlflow_image}" && -n "${minio_image}" ]] || die "build-images.sh printed no image tags"
 
 log "loading images into kind: ${trainer_image} ${mlflow_image} ${minio_image}"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODELYARD = [sys.executable, "-m", "modelyard.cli"]
+MODELYARD = [sys.executable, "-m", "modelyard.cli.main"]
 # Tests choose their own MLflow store; one exported by the user's shell must never receive test runs.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
@@ -47,7 +47,7 @@ def customers_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh embedded MLflow store for one test, used by in-process steps and subprocesses alike."""
-    from modelyard.tracking import configure, embedded_uri
+    from modelyard.backends.tracking import configure, embedded_uri
 
     uri = embedded_uri(tmp_path / "mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -70,7 +70,7 @@ def modelyard(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
 def champion_predictions(root: Path, model: str, rows: pd.DataFrame) -> list:
     """What the champion predicts for raw rows, loaded through MLflow's pyfunc by a fresh process
     (as a model server loads it) from the project's embedded store."""
-    from modelyard.tracking import embedded_uri
+    from modelyard.backends.tracking import embedded_uri
 
     rows.to_json(root / "rows.json", orient="records")
     script = (

@@ -11,9 +11,9 @@ import pytest
 from conftest import make_customers
 from webhook_server import Webhook, webhook_server
 
-from modelyard import alerts, registry
+from modelyard.backends import alerts, registry
 from modelyard.contract import FinishParams, PrepareParams, RollbackParams
-from modelyard.errors import BadInputError
+from modelyard.core.errors import BadInputError
 from modelyard.runner.local import run_pipeline
 from modelyard.steps.finish import finish
 from modelyard.steps.rollback import rollback
@@ -50,7 +50,7 @@ def test_a_failing_receiver_is_logged_without_the_url_and_never_raised(
     hook: Webhook, caplog: pytest.LogCaptureFixture
 ) -> None:
     hook.status = 500
-    with caplog.at_level(logging.WARNING, logger="modelyard.alerts"):
+    with caplog.at_level(logging.WARNING, logger="modelyard.backends.alerts"):
         assert alerts.send("promoted") is False
     assert len(hook.received) == 1
     assert "alert not sent: webhook failed: Internal Server Error" in caplog.text
@@ -62,7 +62,7 @@ def test_an_unreachable_or_hung_receiver_costs_at_most_the_timeout(
 ) -> None:
     hook.delay = 3
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="modelyard.alerts"):
+    with caplog.at_level(logging.WARNING, logger="modelyard.backends.alerts"):
         assert alerts.send("slow", timeout=0.5) is False
         assert alerts.send("refused", url="http://127.0.0.1:9/") is False
         assert alerts.send("not http", url="file:///etc/passwd") is False

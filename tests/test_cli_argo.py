@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from modelyard.cli import main as cli
+from modelyard.cli.main import main as cli
 from workflows.compile import MANIFESTS
 
 

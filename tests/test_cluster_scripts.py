@@ -194,3 +194,53 @@ def test_kind_up_refuses_a_kind_other_than_the_one_its_node_image_is_built_for(t
         pytest.skip("no Docker engine running (start dockerd)")
     assert up.returncode == 1, up.stderr
     assert f"kind {other} is installed" in up.stderr and pins()["KIND_VERSION"] in up.stderr
+
+
+# The helpers of scripts/lib.sh, which every script sources instead of keeping its own copy.
+SHARED_HELPERS: Final = (
+    "log",
+    "die",
+    "need_command",
+    "as_root",
+    "apt_install",
+    "wait_for",
+    "ensure_docker",
+    "printed_image",
+    "minio_module_version",
+)
+
+
+@pytest.mark.parametrize(
+    "script", sorted(REPO.glob("scripts/**/*.sh")), ids=lambda p: str(p.relative_to(REPO))
+)
+def test_scripts_share_one_copy_of_the_helpers(script: Path) -> None:
+    text = script.read_text()
+    defined = set(re.findall(r"^\s*([a-z_]+)\(\) *\{", text, re.MULTILINE))
+    if script == REPO / "scripts" / "lib.sh":
+        assert defined >= set(SHARED_HELPERS)
+        return
+    assert not defined & set(SHARED_HELPERS), f"{script.name} defines its own {defined & set(SHARED_HELPERS)}"
+    sourced = re.findall(r"^source \"(.+/lib\.sh)\"$", text, re.MULTILINE)
+    expected = "${CLUSTER_SCRIPTS}/../lib.sh" if script.name == "lib.sh" else None
+    assert sourced and (expected is None or sourced == [expected]), f"{script.name} does not source lib.sh"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "stderr"),
+    [
+        (["scripts/cluster/images.sh", "nonsense"], {}, "[images] error: usage: "),
+        (
+            ["scripts/build-images.sh", "--print-tags"],
+            {"MODELYARD_IMAGE_TAG": "latest"},
+            "build-images: error: refusing to tag images 'latest'",
+        ),
+    ],
+    ids=["cluster", "build-images"],
+)
+def test_log_lines_keep_each_scripts_prefix(argv: list[str], env: dict[str, str], stderr: str) -> None:
+    done = subprocess.run(
+        ["bash", *argv], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(stderr), done.stderr
+    assert not done.stdout

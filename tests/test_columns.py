@@ -16,11 +16,11 @@ import pytest
 from conftest import champion_predictions, modelyard
 from mlflow import MlflowClient
 
-from modelyard.columns import resolve_roles
-from modelyard.config import Columns
+from modelyard.backends.tracking import embedded_uri
+from modelyard.contract.config import Columns
+from modelyard.core.errors import BadInputError
 from modelyard.dates import DateFeatures
-from modelyard.errors import BadInputError
-from modelyard.tracking import embedded_uri
+from modelyard.ml.columns import resolve_roles
 
 MODEL = "accounts"
 # Two estimators keep each run short; the columns, not the search, are under test.
@@ -104,7 +104,9 @@ def test_id_and_free_text_are_left_out_with_a_warning_naming_them(
     project: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     root, done = project
-    (warning,) = [line for line in done.stderr.splitlines() if line.startswith("WARNING modelyard.columns")]
+    (warning,) = [
+        line for line in done.stderr.splitlines() if line.startswith("WARNING modelyard.ml.columns")
+    ]
     assert "account_id (ID-like: 800 distinct values in 800 rows)" in warning
     assert "holder (free text: 800 distinct values in 800 rows)" in warning
     tags = version_tags(root, "1")
@@ -221,7 +223,7 @@ def test_columns_features_are_the_only_ones_and_may_keep_free_text(tmp_path: Pat
     frame.to_csv(tmp_path / "accounts.csv", index=False)
     done = run(tmp_path, "accounts.csv", "columns: {features: [holder, signup, plan]}\n")
     assert done.returncode == 0, done.stderr
-    assert "WARNING modelyard.columns" not in done.stderr
+    assert "WARNING modelyard.ml.columns" not in done.stderr
     assert "warning [dates] column 'signup': 4.0% of values are not dates, e.g. ['unknown']" in done.stderr
     tags = version_tags(tmp_path, "1")
     assert tags["modelyard.features"] == "holder, signup, plan"

@@ -16,10 +16,10 @@ from typing import Any
 from conftest import MODELYARD, make_customers, modelyard
 from mlflow import MlflowClient
 
+from modelyard.backends.tracking import configure, embedded_uri, file_lock, lock_path
+from modelyard.cli.summary import summarize
 from modelyard.contract import PrepareParams, parse_params
 from modelyard.runner.local import run_in_process, run_pipeline
-from modelyard.runner.summary import summarize
-from modelyard.tracking import configure, embedded_uri, file_lock, lock_path
 
 MODEL = "churn"
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import modelyard
 
-from modelyard.data import BUILTINS, load_column, load_dataset
-from modelyard.errors import BadInputError
+from modelyard.core.errors import BadInputError
+from modelyard.ml.datasets import BUILTINS, load_column, load_dataset
 
 
 def iris() -> pd.DataFrame:
@@ -131,7 +131,7 @@ def test_a_missing_parquet_module_is_a_bug_naming_it_not_bad_input(tmp_path: Pat
     iris().to_parquet(tmp_path / "iris.parquet")
     hide_pyarrow = (
         "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None; "
-        "from modelyard.data import load_dataset; from modelyard.cli import main; "
+        "from modelyard.ml.datasets import load_dataset; from modelyard.cli.main import main; "
         "sys.argv = ['modelyard', 'run', '--dataset', 'iris.parquet', '--label', 'target']; main()"
     )
     done = subprocess.run(

@@ -15,12 +15,12 @@ import pytest
 from conftest import MODELYARD, make_customers, modelyard
 from mlflow import MlflowClient
 
+from modelyard.backends.tracking import embedded_uri
 from modelyard.contract import PrepareParams, SelectParams, parse_params
 from modelyard.contract.records import CandidateResult
+from modelyard.contract.tasks import METRICS
 from modelyard.runner.local import run_in_process
 from modelyard.steps.select import pick
-from modelyard.tasks import METRICS
-from modelyard.tracking import embedded_uri
 
 MODEL = "churn"
 # Random forests of unlimited depth learn the noisy churn table by heart: the winner overfits

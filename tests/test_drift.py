@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from modelyard.config import DriftLimits
-from modelyard.drift import (
+from modelyard.contract.config import DriftLimits
+from modelyard.quality.drift import (
     TEST_UP_TO,
     compare,
     ks_p_value,
@@ -18,7 +18,7 @@ from modelyard.drift import (
     wasserstein_noise,
     worst,
 )
-from modelyard.profile import SKETCH, profile_frame
+from modelyard.quality.profile import SKETCH, profile_frame
 
 LIMITS = DriftLimits()
 POOL_ROWS = 20_000

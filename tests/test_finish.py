@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from modelyard.backends.tracking import open_run
 from modelyard.contract import FinishParams
-from modelyard.errors import Interrupted
+from modelyard.core.signals import Interrupted
 from modelyard.steps.finish import close_running_children, failure_reason, finish, mlflow_status
-from modelyard.tracking import open_run
 
 FAILED_NODES = [
     {"displayName": "modelyard-train-x", "message": "child 'modelyard-train-x-1' failed", "phase": "Failed"},

@@ -201,7 +201,7 @@ def test_trainer_reads_a_parquet_file_and_a_partitioned_directory_with_pyarrow_a
         path.chmod(0o755 if path.is_dir() else 0o644)
     script = (
         "import importlib.util\n"
-        "from modelyard.data import load_column, load_dataset\n"
+        "from modelyard.ml.datasets import load_column, load_dataset\n"
         "assert importlib.util.find_spec('fastparquet') is None\n"
         "for uri in ('/data/file.parquet', '/data/parts'):\n"
         "    frame = load_dataset(uri)\n"
@@ -329,7 +329,7 @@ def test_the_pipeline_runs_step_by_step_in_containers_against_the_mlflow_image(
         _wait_for(f"{uri}/health", timeout=120)
         clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
         done = subprocess.run(
-            [sys.executable, "-m", "modelyard.cli", "run", "--image", images["trainer"], "--tracking-uri", uri,
+            [sys.executable, "-m", "modelyard.cli.main", "run", "--image", images["trainer"], "--tracking-uri", uri,
              "--model-name", "in-containers"],
             cwd=tmp_path, env=clean_env, capture_output=True, text=True, timeout=1200,
         )  # fmt: skip

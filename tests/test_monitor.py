@@ -13,12 +13,12 @@ import pytest
 from conftest import make_customers, modelyard
 from webhook_server import Webhook, webhook_server
 
-from modelyard.config import MonitorThresholds
+from modelyard.backends.tracking import embedded_uri
+from modelyard.contract.config import MonitorThresholds
 from modelyard.contract.records import DataProfile, MonitorReport
-from modelyard.errors import BadInputError
-from modelyard.monitor import check_batch, conclude, decay, decay_noise, drift
-from modelyard.profile import profile_frame
-from modelyard.tracking import embedded_uri
+from modelyard.core.errors import BadInputError
+from modelyard.quality.monitoring import check_batch, conclude, decay, decay_noise, drift
+from modelyard.quality.profile import profile_frame
 
 MODEL = "churn-watch"
 TRAINING_ROWS = 2000

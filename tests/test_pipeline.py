@@ -12,7 +12,7 @@ import pytest
 from conftest import champion_predictions, make_customers, modelyard
 from mlflow import MlflowClient
 
-from modelyard.tracking import embedded_uri
+from modelyard.backends.tracking import embedded_uri
 
 MODEL = "churn"
 

@@ -17,8 +17,8 @@ from modelyard.contract.records import (
     read_record,
     write_record,
 )
-from modelyard.errors import BadInputError
-from modelyard.profile import profile_frame
+from modelyard.core.errors import BadInputError
+from modelyard.quality.profile import profile_frame
 
 
 def test_a_profile_survives_its_file_with_every_column_typed(tmp_path: Path) -> None:

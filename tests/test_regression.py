@@ -16,10 +16,10 @@ import pytest
 from conftest import champion_predictions, modelyard
 from mlflow import MlflowClient
 
+from modelyard.backends.tracking import embedded_uri
 from modelyard.contract import PrepareParams, parse_params
 from modelyard.contract.records import CandidateResult
 from modelyard.runner.local import run_in_process
-from modelyard.tracking import embedded_uri
 
 AUTO_MPG = Path(__file__).parent / "data" / "auto_mpg.csv"
 

@@ -14,17 +14,11 @@ import pytest
 import requests
 from pydantic import BaseModel
 
-from modelyard.config import for_task, load_config
 from modelyard.contract import TrainOutputs
+from modelyard.contract.config import for_task, load_config
 from modelyard.contract.records import CandidateResult, dump
-from modelyard.errors import (
-    BadInputError,
-    Interrupted,
-    ModelyardError,
-    TransientError,
-    deferred_signals,
-    stop_signals_raise,
-)
+from modelyard.core.errors import BadInputError, ModelyardError, TransientError
+from modelyard.core.signals import Interrupted, deferred_signals, stop_signals_raise
 from modelyard.runner.local import STOP_GRACE, FanOut
 
 CONFIG = for_task(load_config("", {"dataset": "iris"}), "classification").model_dump_json()

@@ -19,12 +19,12 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
 from threadpoolctl import threadpool_limits
 
-from modelyard import model
+from modelyard.backends.tracking import embedded_uri
 from modelyard.contract import SPLITS, PrepareParams
 from modelyard.contract.records import Candidate, read_splits
+from modelyard.ml import model
 from modelyard.runner.retention import LOCK_FILE, run_dirs
 from modelyard.steps.prepare import prepare
-from modelyard.tracking import embedded_uri
 
 # Two candidates: a forest far too big for a 1 s budget, and a quick linear model.
 BUDGET_CONFIG = """\
@@ -225,7 +225,7 @@ def test_a_running_run_holds_its_directory(tmp_path: Path) -> None:
     )
     args = ["run", "--config", "pipeline.yaml", "--dataset", "customers.csv", "--label", "churn"]
     running = subprocess.Popen(
-        [sys.executable, "-m", "modelyard.cli", *args],
+        [sys.executable, "-m", "modelyard.cli.main", *args],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from conftest import champion_predictions, make_customers, modelyard
 
-from modelyard.tracking import embedded_uri
+from modelyard.backends.tracking import embedded_uri
 
 MODEL = "visits"
 ONE_CANDIDATE = "search_space: {logistic_regression: {C: [1.0]}}\n"

@@ -23,8 +23,8 @@ from conftest import MODELYARD, REPO, make_customers, modelyard
 from integration.stack import Process, free_port, http_ok, wait_for
 from mlflow import MlflowClient
 
+from modelyard.backends.tracking import embedded_uri
 from modelyard.contract.records import Tags
-from modelyard.tracking import embedded_uri
 
 MODEL = "stoppable"
 # Three slow candidates, two at a time: one is still queued when the signal comes.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modelyard.config import for_task, load_config
 from modelyard.contract import SPLITS, PipelineStepParams, PrepareParams
-from modelyard.errors import BadInputError
+from modelyard.contract.config import for_task, load_config
+from modelyard.core.errors import BadInputError
 from modelyard.steps.prepare import prepare
 from modelyard.steps.split import canonical, fingerprint, split
 
@@ -101,7 +101,7 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
     with pytest.raises(BadInputError, match="fractions: train \\+ validation \\+ test must add up to 1"):
         load_config("fractions: {train: 0.5, validation: 0.1, test: 0.1}")
     with pytest.raises(BadInputError, match=r"search_space: random_forest: max_dept: unknown key"):
-        from modelyard.model import expand_candidates
+        from modelyard.ml.model import expand_candidates
 
         expand_candidates(
             for_task(load_config("search_space: {random_forest: {max_dept: [3]}}"), "regression")

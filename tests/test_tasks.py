@@ -9,11 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelyard.config import for_task, load_config
-from modelyard.data import BUILTINS
-from modelyard.errors import BadInputError
-from modelyard.model import expand_candidates
-from modelyard.tasks import METRICS, default_search_space, infer_task, minority_share, overfit_gap, worse_by
+from modelyard.contract.config import for_task, load_config
+from modelyard.contract.tasks import (
+    METRICS,
+    default_search_space,
+    infer_task,
+    minority_share,
+    overfit_gap,
+    worse_by,
+)
+from modelyard.core.errors import BadInputError
+from modelyard.ml.datasets import BUILTINS
+from modelyard.ml.model import expand_candidates
 
 
 @pytest.mark.parametrize(
@@ -152,7 +159,7 @@ def test_the_overfitting_gap_is_the_primary_score_classifying_and_r2_in_regressi
 def test_the_argo_enums_of_task_and_primary_metric_follow_from_the_contract() -> None:
     import yaml
 
-    from modelyard.tasks import TASKS, Metric
+    from modelyard.contract.tasks import TASKS, Metric
     from workflows.compile import MANIFEST_DIR
 
     template = yaml.safe_load((MANIFEST_DIR / "train.yaml").read_text())

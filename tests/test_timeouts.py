@@ -187,7 +187,7 @@ def test_a_failing_address_other_than_the_tracking_server_is_named(monkeypatch: 
     """A presigned artifact URL names the object store, not MLflow: the one line says which failed."""
     import requests
 
-    from modelyard.errors import transient_message
+    from modelyard.core.transient import transient_message
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     port = closed_port()

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from conftest import make_customers
 
-from modelyard.checks import run_checks
-from modelyard.config import for_task, load_config
 from modelyard.contract import SPLITS, VALIDATION, PipelineStepParams
-from modelyard.errors import BadInputError
-from modelyard.profile import profile_frame
+from modelyard.contract.config import for_task, load_config
+from modelyard.core.errors import BadInputError
+from modelyard.quality.checks import run_checks
+from modelyard.quality.profile import profile_frame
 from modelyard.steps.validate import validate
 
 CONFIG = for_task(load_config("label: churn"), "classification")

@@ -33,7 +33,7 @@ EXECUTABLE = Path(sys.executable).parent / "modelyard"
 MODELYARD = (
     [str(EXECUTABLE)]
     if EXECUTABLE.exists()
-    else [sys.executable, "-c", "import sys; from modelyard.cli import main; sys.exit(main())"]
+    else [sys.executable, "-c", "import sys; from modelyard.cli.main import main; sys.exit(main())"]
 )
 
 
@@ -312,7 +312,7 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
 ) -> None:
     from mlflow import MlflowClient
 
-    from modelyard.data import load_dataset
+    from modelyard.ml.datasets import load_dataset
 
     one_class = tmp_path / "one-class.csv"  # the parent run exists; validation then fails
     load_dataset("iris").assign(target="setosa").to_csv(one_class, index=False)
@@ -337,7 +337,7 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
 def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_only(
     tmp_path: Path, tracking_uri: str
 ) -> None:
-    from modelyard.data import load_dataset
+    from modelyard.ml.datasets import load_dataset
 
     model = "monitored-model"
     _, status = emulate_training(tmp_path / "train", tracking_uri, model)

@@ -14,16 +14,8 @@ import click
 import pytest
 import yaml
 
-from modelyard.contract import (
-    ENV_IMAGE,
-    ENV_TRACKING_URI,
-    ENV_WORKFLOW_NAME,
-    ENV_WORKFLOW_UID,
-    RETRYABLE,
-    STEPS,
-    WORK_DIR,
-    kebab,
-)
+from modelyard.contract import RETRYABLE, STEPS, WORK_DIR, kebab
+from modelyard.core.settings import ENV_IMAGE, ENV_TRACKING_URI, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID
 from workflows.common import input_param, retry_expression
 from workflows.compile import MANIFEST_DIR, MANIFESTS
 
@@ -113,7 +105,7 @@ def steps_before(template: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def cli_step(name: str) -> click.Command:
-    from modelyard.cli import main
+    from modelyard.cli.main import main
 
     step_group = main.commands["step"]
     assert isinstance(step_group, click.Group)

@@ -1,5 +1,5 @@
 """The pipeline described for Argo Workflows with Hera: a projection of `modelyard.contract`.
 
-`python -m workflows.compile` (or `modelyard compile`) writes the YAML into `workflows/manifests/`
-and the Helm chart's `files/workflows/`.
+`python -m workflows.compile` (or `modelyard compile`) writes the YAML into the Helm chart's
+`files/workflows/`, its one committed copy.
 """

@@ -17,20 +17,15 @@ from hera.workflows import Artifact, Container, Env, Parameter, Resources, Retry
 from hera.workflows import models as m
 from hera.workflows.env_from import SecretEnvFrom
 
-from modelyard.contract import (
+from modelyard.contract import OUTPUTS_DIR, RETRYABLE, WORK_DIR, Step, StepParams, kebab
+from modelyard.core.errors import ExitCode
+from modelyard.core.settings import (
     ENV_FIXED,
     ENV_IMAGE,
     ENV_TRACKING_URI,
     ENV_WORKFLOW_NAME,
     ENV_WORKFLOW_UID,
-    OUTPUTS_DIR,
-    RETRYABLE,
-    WORK_DIR,
-    Step,
-    StepParams,
-    kebab,
 )
-from modelyard.errors import ExitCode
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 
@@ -53,7 +48,7 @@ DEFAULT_IMAGE: Final = f"modelyard/trainer:{package_version()}"  # as scripts/bu
 DEFAULT_TRACKING_URI: Final = "http://modelyard-mlflow:5000"  # the chart's in-cluster MLflow Service
 SERVICE_ACCOUNT: Final = "modelyard-workflow"
 DATASET_SECRET: Final = "modelyard-dataset-s3"  # optional: AWS_* keys for s3:// datasets
-ALERTS_SECRET: Final = "modelyard-alerts"  # optional: key MODELYARD_WEBHOOK_URL (modelyard.alerts)
+ALERTS_SECRET: Final = "modelyard-alerts"  # optional: key MODELYARD_WEBHOOK_URL (modelyard.backends.alerts)
 LABELS: Final = {"app.kubernetes.io/part-of": "modelyard"}
 
 UID: Final = 10001  # the trainer image's non-root user

@@ -13,7 +13,7 @@ from typing import Final
 import yaml
 from hera.workflows import CronWorkflow, Parameter, Resource, Step, Steps
 
-from modelyard.contract import STEPS, kebab
+from modelyard.contract import STEPS, StepName, kebab
 from modelyard.contract.records import RETRAIN
 from workflows import training
 from workflows.common import (
@@ -32,7 +32,7 @@ from workflows.common import (
 
 NAME: Final = "modelyard-monitor"
 ENTRYPOINT: Final = "monitor-and-retrain"
-STEP: Final = STEPS["monitor"]
+STEP: Final = STEPS[StepName.MONITOR]
 # Every attempt of the check, then the submission: with concurrencyPolicy Forbid, a hung run
 # must not hold back every later scheduled one.
 WORKFLOW_DEADLINE: Final = retry_window(STEP) + 5 * 60

@@ -12,8 +12,8 @@ from typing import Final
 from hera.workflows import CronWorkflow
 from hera.workflows import models as m
 
-from modelyard.config import PipelineConfig
 from modelyard.contract import PrepareParams
+from modelyard.contract.config import PipelineConfig
 from workflows import training
 from workflows.common import LABELS, cron_policy, params_as_arguments
 

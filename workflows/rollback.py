@@ -6,7 +6,7 @@ from typing import Final
 
 from hera.workflows import WorkflowTemplate
 
-from modelyard.contract import STEPS, RollbackParams, kebab
+from modelyard.contract import STEPS, RollbackParams, StepName, kebab
 from workflows.common import (
     MUTEX_KEY,
     champion_mutex,
@@ -17,7 +17,7 @@ from workflows.common import (
 )
 
 NAME: Final = "modelyard-rollback"
-STEP: Final = STEPS["rollback"]
+STEP: Final = STEPS[StepName.ROLLBACK]
 WORKFLOW_DEADLINE: Final = 30 * 60
 
 

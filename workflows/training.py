@@ -1,4 +1,4 @@
-"""WorkflowTemplate `modelyard-train`: the training DAG of `modelyard.pipeline.TRAINING` for Argo."""
+"""WorkflowTemplate `modelyard-train`: the training DAG of `modelyard.contract.dag.TRAINING` for Argo."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Final
 from hera.workflows import DAG, Artifact, Parameter, Task, WorkflowTemplate
 
 from modelyard.contract import PrepareParams, kebab
-from modelyard.pipeline import EXIT_HANDLER, TRAINING, AllOutputs, Item, PipelineInput, Source, TaskOutput
-from modelyard.pipeline import Task as PipelineTask
+from modelyard.contract.dag import EXIT_HANDLER, TRAINING, AllOutputs, Item, PipelineInput, Source, TaskOutput
+from modelyard.contract.dag import Task as PipelineTask
 from workflows.common import (
     MUTEX_KEY,
     champion_mutex,

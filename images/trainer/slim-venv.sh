@@ -32,7 +32,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 for name in [
-    "modelyard.cli", "mlflow", "mlflow.sklearn", "mlflow.models", "matplotlib.pyplot",
+    "modelyard.cli.main", "mlflow", "mlflow.sklearn", "mlflow.models", "matplotlib.pyplot",
     "pandas", "pyarrow.parquet", "pyarrow.dataset", "skops.io", "minio", "pydantic", "yaml",
     "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
     "sklearn.pipeline", "sklearn.preprocessing",

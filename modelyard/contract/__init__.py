@@ -10,30 +10,27 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
-from modelyard.config import ModelName, MonitorThresholds, PipelineConfig, describe_errors, flat_fields
+from modelyard.contract.config import (
+    ModelName,
+    MonitorThresholds,
+    PipelineConfig,
+    describe_errors,
+    flat_fields,
+)
 from modelyard.contract.records import Decision, RunStatus, ValidationStatus, Verdict
-from modelyard.errors import BadInputError, ExitCode
+from modelyard.core.errors import BadInputError, ExitCode
 
 # Where a container keeps its artifacts; Argo mounts each artifact at WORK_DIR/<artifact name>.
 WORK_DIR: Final = "/tmp/modelyard"
 # Output parameters are also written as files, WORK_DIR/outputs/<name>, for Argo's valueFrom.path.
 OUTPUTS_DIR: Final = "outputs"
 
-# Environment a step reads; every runner sets the same variables (a pod gets them from its template).
-ENV_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
-ENV_IMAGE: Final = "MODELYARD_IMAGE"
-ENV_WORKFLOW_NAME: Final = "MODELYARD_WORKFLOW_NAME"
-ENV_WORKFLOW_UID: Final = "MODELYARD_WORKFLOW_UID"
-ENV_WEBHOOK_URL: Final = "MODELYARD_WEBHOOK_URL"
-# Variables a pod gets from optional Secrets (s3:// datasets, alerts); local containers inherit them.
-ENV_FROM_SECRETS: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", ENV_WEBHOOK_URL)
-# Set in every step container: the root filesystem is read-only and libraries write caches under HOME.
-ENV_FIXED: Final = {"HOME": "/tmp"}
 
 # Artifacts: directories passed between steps.
 SPLITS: Final = "splits"
@@ -225,6 +222,21 @@ class MonitorOutputs(BaseModel):
     config: str  # the champion's training config with the batch as dataset, for a retraining run
 
 
+class StepName(StrEnum):
+    """Every step's name: its CLI subcommand, its DAG task and Argo template, its MLflow run."""
+
+    PREPARE = "prepare"
+    SPLIT = "split"
+    VALIDATE = "validate"
+    TRAIN = "train"
+    SELECT = "select"
+    EVALUATE = "evaluate"
+    REGISTER = "register"
+    FINISH = "finish"
+    MONITOR = "monitor"
+    ROLLBACK = "rollback"
+
+
 @dataclass(frozen=True)
 class Step:
     """One pipeline step: what it takes, what it makes, how it exits."""
@@ -257,13 +269,13 @@ STEPS: Final[dict[str, Step]] = {
     s.name: s
     for s in (
         _step(
-            "prepare",
+            StepName.PREPARE,
             "Resolve the config, open the MLflow parent run, list the candidates.",
             PrepareParams,
             PrepareOutputs,
         ),
         _step(
-            "split",
+            StepName.SPLIT,
             "Load the dataset; write stratified, seeded train/validation/test splits, profile and fingerprint.",
             PipelineStepParams,
             SplitOutputs,
@@ -271,7 +283,7 @@ STEPS: Final[dict[str, Step]] = {
             resources=LARGE,
         ),
         _step(
-            "validate",
+            StepName.VALIDATE,
             "Check the data like unit tests: schema, nulls, ranges, labels, drift against the champion.",
             PipelineStepParams,
             ValidateOutputs,
@@ -280,7 +292,7 @@ STEPS: Final[dict[str, Step]] = {
             resources=LARGE,
         ),
         _step(
-            "train",
+            StepName.TRAIN,
             "Fit one candidate pipeline; log params, train/validation metrics and the gap.",
             TrainParams,
             TrainOutputs,
@@ -288,9 +300,11 @@ STEPS: Final[dict[str, Step]] = {
             resources=LARGE,
             deadline=60 * 60,
         ),
-        _step("select", "Pick the candidate with the best validation score.", SelectParams, SelectOutputs),
         _step(
-            "evaluate",
+            StepName.SELECT, "Pick the candidate with the best validation score.", SelectParams, SelectOutputs
+        ),
+        _step(
+            StepName.EVALUATE,
             "Score the winner and the champion on the test set; apply the quality gates.",
             EvaluateParams,
             EvaluateOutputs,
@@ -300,23 +314,26 @@ STEPS: Final[dict[str, Step]] = {
             deadline=30 * 60,
         ),
         _step(
-            "register",
+            StepName.REGISTER,
             "Register the model with lineage; alias challenger, and champion when promoted.",
             RegisterParams,
             RegisterOutputs,
             inputs=(SPLITS, EVALUATION),
         ),
         _step(
-            "finish", "Close the MLflow parent run with the pipeline's status.", FinishParams, FinishOutputs
+            StepName.FINISH,
+            "Close the MLflow parent run with the pipeline's status.",
+            FinishParams,
+            FinishOutputs,
         ),
         _step(
-            "rollback",
+            StepName.ROLLBACK,
             "Move the champion alias back to the previous champion.",
             RollbackParams,
             RollbackOutputs,
         ),
         _step(
-            "monitor",
+            StepName.MONITOR,
             "Check a batch for drift against the champion's data and for decay; verdict ok, warn or retrain.",
             MonitorParams,
             MonitorOutputs,

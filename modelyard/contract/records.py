@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 from pydantic.dataclasses import dataclass
 
-from modelyard.config import describe_errors
-from modelyard.errors import BadInputError
-from modelyard.tasks import Task
+from modelyard.contract.config import describe_errors
+from modelyard.contract.tasks import Task
+from modelyard.core.errors import BadInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,11 +110,21 @@ class Tags:
     @staticmethod
     def test_metric(metric: str) -> str:
         """A model version's recorded test score, which monitoring compares a batch's score with."""
-        return f"{Tags.PREFIX}test_{metric}"
+        return Tags.PREFIX + part_metric("test", metric)
 
 
 # A candidate run's train minus validation score (`tasks.worse_by`); the parent run gets the winner's.
 GAP_METRIC: Final = "train_val_gap"
+
+
+def part_metric(part: str, metric: str) -> str:
+    """A score on one part of the split, as runs log it: train_f1_macro, val_f1_macro, test_f1_macro."""
+    return f"{'val' if part == 'validation' else part}_{metric}"
+
+
+def drift_metric(column: str) -> str:
+    """A column's drift size, as validate and monitor log it (before MLflow's key cleaning)."""
+    return f"drift_{column}"
 
 
 def rows_metric(part: str) -> str:
@@ -198,7 +208,7 @@ ColumnProfile = Annotated[NumericProfile | CategoricalProfile | DatetimeProfile,
 
 
 class ColumnRoles(Record):
-    """What each column is to the model: the split step resolves it (`modelyard.columns`), the later
+    """What each column is to the model: the split step resolves it (`modelyard.ml.columns`), the later
     steps read it from the splits artifact (`read_split_roles`)."""
 
     features: list[str]  # in the data's order; the model sees only these
@@ -236,7 +246,7 @@ class Finding:
 
 
 class ColumnDrift(Record):
-    """One column of new data against its reference profile (`modelyard.drift`)."""
+    """One column of new data against its reference profile (`modelyard.quality.drift`)."""
 
     column: str
     kind: str
@@ -324,7 +334,7 @@ class MetricDecay(Record):
     metric: str
     recorded: float  # the champion's test score when it was registered
     current: float  # its score on the labelled rows of the batch
-    drop: float  # how much worse (`modelyard.tasks.worse_by`: a share for RMSE and MAE)
+    drop: float  # how much worse (`modelyard.contract.tasks.worse_by`: a share for RMSE and MAE)
     noise: float  # two standard errors of the difference, in the units of `drop`
     level: Level
 

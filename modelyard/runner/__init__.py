@@ -1,1 +1,1 @@
-"""Runners execute the pipeline DAG (modelyard.pipeline) on this machine."""
+"""Runners execute the pipeline DAG (modelyard.contract.dag) on this machine."""

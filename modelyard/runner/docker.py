@@ -23,20 +23,11 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel
 
-from modelyard.config import S3_RETRIES, S3_TIMEOUT
-from modelyard.contract import (
-    ENV_FIXED,
-    ENV_FROM_SECRETS,
-    ENV_IMAGE,
-    ENV_TRACKING_URI,
-    OUTPUTS_DIR,
-    STEPS,
-    WORK_DIR,
-    Step,
-    kebab,
-    parse_params,
-)
-from modelyard.errors import BadInputError, DeadlineError, Interrupted, ModelyardError, TransientError
+from modelyard.contract import OUTPUTS_DIR, STEPS, WORK_DIR, Step, kebab, parse_params
+from modelyard.contract.config import S3_RETRIES, S3_TIMEOUT
+from modelyard.core.errors import BadInputError, DeadlineError, ModelyardError, TransientError
+from modelyard.core.settings import ENV_FIXED, ENV_FROM_SECRETS, ENV_IMAGE, ENV_TRACKING_URI
+from modelyard.core.signals import Interrupted
 
 KEPT_LINES: Final = 20  # of a failed step's log, for its error message
 RUN_LABEL: Final = "modelyard.run"  # on every container of one `modelyard run`, to stop them all at once

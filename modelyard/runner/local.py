@@ -22,11 +22,9 @@ from typing import Any, Final
 from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
-from modelyard.config import PipelineConfig
-from modelyard.contract import STEPS, FinishParams
-from modelyard.contract.records import CandidateResult, RunStatus
-from modelyard.errors import Interrupted, ModelyardError, as_transient, deferred_signals
-from modelyard.pipeline import (
+from modelyard.contract import STEPS, FinishParams, StepName
+from modelyard.contract.config import PipelineConfig
+from modelyard.contract.dag import (
     EXIT_HANDLER,
     TRAINING,
     AllOutputs,
@@ -36,6 +34,10 @@ from modelyard.pipeline import (
     Task,
     TaskOutput,
 )
+from modelyard.contract.records import CandidateResult, RunStatus
+from modelyard.core.errors import ModelyardError
+from modelyard.core.signals import Interrupted, deferred_signals
+from modelyard.core.transient import as_transient
 from modelyard.runner.retention import hold
 
 # Runs one step; the local runner calls steps in-process, the Docker runner in containers. An
@@ -53,7 +55,7 @@ class PipelineRun:
 
     @property
     def run_id(self) -> str:
-        prepared = self.outputs.get("prepare")
+        prepared = self.outputs.get(StepName.PREPARE)
         return prepared.run_id if prepared else ""
 
 

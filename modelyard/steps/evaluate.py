@@ -10,10 +10,10 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Metric, RunTag
 
-from modelyard import model
-from modelyard.columns import roles_of_profile
-from modelyard.config import PipelineConfig, task_of
-from modelyard.contract import EVALUATION, SPLITS, EvaluateOutputs, EvaluateParams
+from modelyard.backends.registry import CHAMPION, by_alias, reference_profile
+from modelyard.backends.tracking import child_run
+from modelyard.contract import EVALUATION, SPLITS, EvaluateOutputs, EvaluateParams, StepName
+from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import (
     EVALUATION_FILE,
     GAP_METRIC,
@@ -23,13 +23,14 @@ from modelyard.contract.records import (
     Evaluation,
     Gate,
     Tags,
+    part_metric,
     read_split_roles,
     read_splits,
     write_record,
 )
-from modelyard.registry import CHAMPION, by_alias, reference_profile
-from modelyard.tasks import MetricSpec, Task, scale, task_metrics, worse_by
-from modelyard.tracking import child_run
+from modelyard.contract.tasks import MetricSpec, Task, scale, task_metrics, worse_by
+from modelyard.ml import model
+from modelyard.ml.columns import roles_of_profile
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ def evaluate(params: EvaluateParams, work_dir: Path) -> EvaluateOutputs:
     out = work_dir / EVALUATION
     write_record(out / EVALUATION_FILE, result)
     PLOTS[task](challenger, features, labels, out)
-    test_metrics = {f"test_{k}": v for k, v in scores.items() if not math.isnan(v)}
-    with child_run(params.run_id, "evaluate", {Tags.DECISION: decision}):
+    test_metrics = {part_metric("test", k): v for k, v in scores.items() if not math.isnan(v)}
+    with child_run(params.run_id, StepName.EVALUATE, {Tags.DECISION: decision}):
         mlflow.log_metrics(test_metrics)
         mlflow.log_artifacts(str(out), EVALUATION)
     record_on_parent(params.run_id, result, test_metrics)

@@ -8,9 +8,10 @@ from typing import Any, Final
 
 import mlflow
 
-from modelyard import alerts
-from modelyard.contract import ENV_WORKFLOW_UID, FinishOutputs, FinishParams
+from modelyard.backends import alerts
+from modelyard.contract import FinishOutputs, FinishParams
 from modelyard.contract.records import RunStatus, Tags
+from modelyard.core.settings import ENV_WORKFLOW_UID
 
 STATUSES: Final[dict[RunStatus, str]] = {
     "Succeeded": "FINISHED",

@@ -13,10 +13,11 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from modelyard import alerts, model
-from modelyard.columns import roles_of_profile
-from modelyard.config import MonitorThresholds, load_config
-from modelyard.contract import MonitorOutputs, MonitorParams
+from modelyard.backends import alerts
+from modelyard.backends.registry import CHAMPION, by_alias, reference_profile
+from modelyard.backends.tracking import experiment_id, lineage_tags, metric_key
+from modelyard.contract import MonitorOutputs, MonitorParams, StepName
+from modelyard.contract.config import MonitorThresholds, load_config
 from modelyard.contract.records import (
     CONFIG_FILE,
     MONITORING,
@@ -29,15 +30,16 @@ from modelyard.contract.records import (
     MetricDecay,
     MonitorReport,
     Tags,
+    drift_metric,
     rows_metric,
     write_record,
 )
-from modelyard.data import load_dataset
-from modelyard.errors import BadInputError
-from modelyard.monitor import check_batch, conclude, decay, decay_noise, drift, plot, render
-from modelyard.registry import CHAMPION, by_alias, reference_profile
-from modelyard.tasks import task_metrics
-from modelyard.tracking import experiment_id, lineage_tags, metric_key
+from modelyard.contract.tasks import task_metrics
+from modelyard.core.errors import BadInputError
+from modelyard.ml import model
+from modelyard.ml.columns import roles_of_profile
+from modelyard.ml.datasets import load_dataset
+from modelyard.quality.monitoring import check_batch, conclude, decay, decay_noise, drift, plot, render
 
 log = logging.getLogger(__name__)
 # Retraining on drifted data must not be failed by the validate checks that compare it with the
@@ -125,7 +127,7 @@ def _test_rows(champion: ModelVersion) -> int | None:
         experiment = client.get_run(pipeline_run).info.experiment_id
         runs = client.search_runs(
             [experiment],
-            f"tags.mlflow.parentRunId = '{pipeline_run}' and tags.`{Tags.STEP}` = 'split'",
+            f"tags.mlflow.parentRunId = '{pipeline_run}' and tags.`{Tags.STEP}` = '{StepName.SPLIT}'",
             max_results=1,
         )
     except MlflowException:
@@ -137,7 +139,7 @@ def _test_rows(champion: ModelVersion) -> int | None:
 def log_report(params: MonitorParams, champion: ModelVersion, report: MonitorReport, table: str) -> str:
     """One run in the monitoring experiment: metrics per feature, report.json/txt, a plot per drift."""
     tags = lineage_tags() | {
-        Tags.STEP: "monitor",
+        Tags.STEP: StepName.MONITOR,
         Tags.MODEL_NAME: champion.name,
         Tags.CHAMPION_VERSION: str(champion.version),
         Tags.DATASET: params.dataset,
@@ -151,7 +153,7 @@ def log_report(params: MonitorParams, champion: ModelVersion, report: MonitorRep
     for f in report.features:
         metrics[metric_key(f"null_change_{f.column}")] = f.null_change
         if f.drift.size is not None:
-            metrics[metric_key(f"drift_{f.column}")] = f.drift.size
+            metrics[metric_key(drift_metric(f.column))] = f.drift.size
         if f.drift.p_value is not None:
             metrics[metric_key(f"p_value_{f.column}")] = f.drift.p_value
         if f.kind == "categorical":

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import mlflow
 
-from modelyard.checks import require_label_values
-from modelyard.config import PipelineConfig, for_task, load_config
+from modelyard.backends.tracking import experiment_id, lineage_tags, run_url
 from modelyard.contract import PrepareOutputs, PrepareParams
+from modelyard.contract.config import PipelineConfig, for_task, load_config
 from modelyard.contract.records import CONFIG_FILE, Tags
-from modelyard.data import load_column
-from modelyard.model import expand_candidates
-from modelyard.tasks import infer_task, minority_share
-from modelyard.tracking import experiment_id, lineage_tags, run_url
+from modelyard.contract.tasks import infer_task, minority_share
+from modelyard.ml.datasets import load_column
+from modelyard.ml.model import expand_candidates
+from modelyard.quality.checks import require_label_values
 
 
 def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:

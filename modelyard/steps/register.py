@@ -12,10 +12,19 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 from sklearn.pipeline import Pipeline
 
-from modelyard import alerts, model
-from modelyard.columns import role_tags
-from modelyard.config import PipelineConfig, task_of
+from modelyard.backends import alerts
+from modelyard.backends.registry import (
+    CHALLENGER,
+    CHAMPION,
+    by_alias,
+    promote,
+    set_alias,
+    stamp,
+    version_for_run,
+)
+from modelyard.backends.tracking import file_lock, lineage_tags, lock_path
 from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
+from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import (
     EVALUATION_FILE,
     PROFILE_FILE,
@@ -31,9 +40,10 @@ from modelyard.contract.records import (
     read_split_roles,
     read_splits,
 )
-from modelyard.errors import BadInputError, deferred_signals
-from modelyard.registry import CHALLENGER, CHAMPION, by_alias, promote, set_alias, stamp, version_for_run
-from modelyard.tracking import file_lock, lineage_tags, lock_path
+from modelyard.core.errors import BadInputError
+from modelyard.core.signals import deferred_signals
+from modelyard.ml import model
+from modelyard.ml.columns import role_tags
 
 SERVING_PACKAGES = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 

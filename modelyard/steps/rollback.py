@@ -5,9 +5,9 @@ from pathlib import Path
 
 import mlflow
 
-from modelyard import alerts, registry
+from modelyard.backends import alerts, registry
+from modelyard.backends.tracking import file_lock, lock_path
 from modelyard.contract import RollbackOutputs, RollbackParams
-from modelyard.tracking import file_lock, lock_path
 
 
 def rollback(params: RollbackParams, work_dir: Path) -> RollbackOutputs:

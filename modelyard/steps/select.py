@@ -8,12 +8,12 @@ from typing import Final
 
 import mlflow
 
-from modelyard import model
-from modelyard.config import PipelineConfig, primary_of
 from modelyard.contract import SelectOutputs, SelectParams
+from modelyard.contract.config import PipelineConfig, primary_of
 from modelyard.contract.records import CandidateResult, Tags, load
-from modelyard.errors import BadInputError
-from modelyard.tasks import MetricSpec, better_first
+from modelyard.contract.tasks import MetricSpec, better_first
+from modelyard.core.errors import BadInputError
+from modelyard.ml import model
 
 # Validation scores this close are a tie: the difference is noise, not a better model.
 TIE: Final = 1e-4

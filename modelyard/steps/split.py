@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from modelyard.checks import require_label_values
-from modelyard.columns import describe_roles, resolve_roles, role_tags
-from modelyard.config import PipelineConfig, task_of
-from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs
+from modelyard.backends.tracking import child_run
+from modelyard.contract import SPLITS, PipelineStepParams, SplitOutputs, StepName
+from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import (
     PARTS,
     PROFILE_FILE,
@@ -29,11 +28,12 @@ from modelyard.contract.records import (
     rows_metric,
     write_record,
 )
-from modelyard.data import load_dataset
-from modelyard.errors import BadInputError
-from modelyard.profile import is_numeric, profile_frame
-from modelyard.tasks import Task
-from modelyard.tracking import child_run
+from modelyard.contract.tasks import Task
+from modelyard.core.errors import BadInputError
+from modelyard.ml.columns import describe_roles, is_numeric, resolve_roles, role_tags
+from modelyard.ml.datasets import load_dataset
+from modelyard.quality.checks import require_label_values
+from modelyard.quality.profile import profile_frame
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def split(params: PipelineStepParams, work_dir: Path) -> SplitOutputs:
     write_record(out / PROFILE_FILE, profile)
     write_record(out / SPLIT_FILE, summary)
     write_record(out / ROLES_FILE, roles)
-    with child_run(params.run_id, "split", {Tags.DATASET_FINGERPRINT: digest}):
+    with child_run(params.run_id, StepName.SPLIT, {Tags.DATASET_FINGERPRINT: digest}):
         mlflow.log_params({"dataset": config.dataset, "fingerprint": digest, "stratified": stratified})
         mlflow.log_metrics({k: float(v) for k, v in ({"rows": len(frame)} | sizes).items()})
         client = mlflow.MlflowClient()

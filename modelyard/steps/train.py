@@ -11,9 +11,9 @@ from typing import Final
 import mlflow
 from sklearn.pipeline import Pipeline
 
-from modelyard import model
-from modelyard.config import PipelineConfig, primary_of, task_of
+from modelyard.backends.tracking import child_run
 from modelyard.contract import SPLITS, TrainOutputs, TrainParams
+from modelyard.contract.config import PipelineConfig, primary_of, task_of
 from modelyard.contract.records import (
     GAP_METRIC,
     Candidate,
@@ -21,11 +21,12 @@ from modelyard.contract.records import (
     Tags,
     dump,
     load,
+    part_metric,
     read_split_roles,
     read_splits,
 )
-from modelyard.tasks import overfit_gap
-from modelyard.tracking import child_run
+from modelyard.contract.tasks import overfit_gap
+from modelyard.ml import model
 
 # The longest a running candidate stays silent on stderr: a fit on millions of rows takes minutes.
 HEARTBEAT_SECONDS: Final = 30.0
@@ -51,8 +52,8 @@ def train(params: TrainParams, work_dir: Path) -> TrainOutputs:
         with child_run(params.run_id, candidate.name, tags) as run:
             mlflow.log_params({"estimator": candidate.estimator} | candidate.params)
             mlflow.log_metrics(
-                {f"train_{k}": v for k, v in train_scores.items()}
-                | {f"val_{k}": v for k, v in validation_scores.items()}
+                {part_metric("train", k): v for k, v in train_scores.items()}
+                | {part_metric("validation", k): v for k, v in validation_scores.items()}
                 | {GAP_METRIC: gap}
             )
             model.log_candidate(fitted.pipeline)

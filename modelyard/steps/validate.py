@@ -7,9 +7,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from modelyard.checks import render, run_checks
-from modelyard.config import PipelineConfig
-from modelyard.contract import SPLITS, VALIDATION, PipelineStepParams, ValidateOutputs
+from modelyard.backends.registry import reference_profile
+from modelyard.backends.tracking import child_run, metric_key
+from modelyard.contract import SPLITS, VALIDATION, PipelineStepParams, StepName, ValidateOutputs
+from modelyard.contract.config import PipelineConfig
 from modelyard.contract.records import (
     PARTS,
     REPORT_FILE,
@@ -17,13 +18,13 @@ from modelyard.contract.records import (
     Tags,
     ValidationReport,
     ValidationStatus,
+    drift_metric,
     read_split_roles,
     read_splits,
     write_record,
 )
-from modelyard.errors import BadInputError
-from modelyard.registry import reference_profile
-from modelyard.tracking import child_run, metric_key
+from modelyard.core.errors import BadInputError
+from modelyard.quality.checks import render, run_checks
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ def validate(params: PipelineStepParams, work_dir: Path) -> ValidateOutputs:
     )
     (out / REPORT_TEXT).write_text(report + "\n")
     print(report, file=sys.stderr)
-    with child_run(params.run_id, "validate", {Tags.VALIDATION: status}):
+    with child_run(params.run_id, StepName.VALIDATE, {Tags.VALIDATION: status}):
         mlflow.log_metrics(
             {"errors": len(errors), "warnings": len(findings) - len(errors)}
-            | {metric_key(f"drift_{r.column}"): r.size for r in drift if r.size is not None}
+            | {metric_key(drift_metric(r.column)): r.size for r in drift if r.size is not None}
         )
         mlflow.log_artifacts(str(out), VALIDATION)
         if errors:

@@ -11,7 +11,7 @@
 # Usage: scripts/cluster/build.sh            everything
 #        scripts/cluster/build.sh argo-cli   only .cluster/bin/argo (for `argo lint` in make test)
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 export GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
@@ -30,11 +30,13 @@ PINS=(
     "github.com/containernetworking/plugins CNI_PLUGINS_VERSION"
 )
 
+# The oldest Go that builds them: go.mod's `go` line (the CNI plugins' own minimum).
 check_go() {
-    command -v go >/dev/null || die "Go is required (1.26.8 or newer: https://go.dev/dl/)"
-    local have
+    local need have
+    need=go$(awk '$1 == "go" {print $2; exit}' "${CLUSTER_SCRIPTS}/go.mod")
+    need_command go "${need#go} or newer: https://go.dev/dl/"
     have=$(go env GOVERSION)
-    printf '%s\n' go1.26.8 "${have}" | sort -V -C || die "Go ${have} is too old: the CNI plugins ${CNI_PLUGINS_VERSION} need go1.26.8"
+    printf '%s\n' "${need}" "${have}" | sort -V -C || die "Go ${have} is too old: the CNI plugins ${CNI_PLUGINS_VERSION} need ${need}"
 }
 
 # Argo is built from a copy of its module (go.mod replaces the module by it) restored to what a

@@ -5,7 +5,7 @@
 # caches (.cluster/bin, images, src, downloads) and the logs stay. Idempotent.
 # Usage: scripts/cluster/down.sh        (root)
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # stop NAME: SIGTERM the daemon, SIGKILL it after 15 s.

@@ -14,12 +14,12 @@
 # local-path-provisioner from images/cluster/ laid out as upstream's (distroless -> scratch);
 # the modelyard images from scripts/build-images.sh; PostgreSQL from images/cluster/postgres.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 BUILD_DIR="${CLUSTER_DIR}/build"
 ARGO_TAG="${ARGO_WORKFLOWS_VERSION}"
-BUSYBOX_REF=docker.io/library/busybox:1.35.0
+BUSYBOX_REF="docker.io/library/busybox:${BUSYBOX_VERSION}"
 # No registry here: every build starts from a debootstrap base.
 BUILD_IMAGES="${REPO_ROOT}/scripts/build-images.sh"
 

@@ -1,8 +1,10 @@
-# Shared by scripts/cluster/{build,up,down,images}.sh: where things live and small helpers.
-# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
+# Shared by scripts/cluster/{build,up,down,images}.sh: where things live and the cluster's
+# helpers, on top of scripts/lib.sh (REPO_ROOT, log, die, apt_install, wait_for, ensure_docker).
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2034  # the variables are for the scripts that source this
 
 CLUSTER_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "${CLUSTER_SCRIPTS}/../.." && pwd)"
+# shellcheck source=../lib.sh
+source "${CLUSTER_SCRIPTS}/../lib.sh"
 # shellcheck source=versions.env
 source "${CLUSTER_SCRIPTS}/versions.env"
 
@@ -41,9 +43,6 @@ DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd k
 
 running() { [[ -f ${RUN_DIR}/$1.pid ]] && kill -0 "$(<"${RUN_DIR}/$1.pid")" 2>/dev/null; }
 
-log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 need_root() { [[ $(id -u) == 0 ]] || die "run as root (it starts a kubelet, containerd and network namespaces)"; }
 
 # in_node CMD...: run CMD inside the node's network namespace. nsenter, not `ip netns exec`:
@@ -51,25 +50,3 @@ need_root() { [[ $(id -u) == 0 ]] || die "run as root (it starts a kubelet, cont
 in_node() { nsenter --net="/run/netns/${NETNS}" -- "$@"; }
 
 kubectl_() { "${BIN_DIR}/kubectl" --kubeconfig "${KUBECONFIG_FILE}" "$@"; }
-
-apt_install() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f '${Status}' "${pkg}" 2>/dev/null | grep -q 'ok installed' || missing+=("${pkg}")
-    done
-    ((${#missing[@]})) || return 0
-    log "installing with apt-get: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-# wait_for SECONDS DESCRIPTION CMD...: retry CMD once a second until it succeeds.
-wait_for() {
-    local seconds=$1 what=$2
-    shift 2
-    for ((i = 0; i < seconds; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 1
-    done
-    die "timed out after ${seconds}s waiting for ${what}"
-}

@@ -12,7 +12,7 @@
 # Usage: scripts/cluster/up.sh          (root; idempotent: a running cluster is left as it is)
 # Then:  export KUBECONFIG=$PWD/.cluster/kubeconfig PATH=$PWD/.cluster/bin:$PATH
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 SYSTEM_PACKAGES=(containerd runc iptables conntrack iproute2 util-linux curl ca-certificates
@@ -42,14 +42,10 @@ check_host() {
 }
 
 # A Docker engine for the image builds; when none runs, one without bridge or iptables rules
-# (builds use the host network), stopped again by down.sh.
-ensure_docker() {
-    docker info >/dev/null 2>&1 && return
-    mkdir -p "${RUN_DIR}" "${LOG_DIR}"
-    log "starting dockerd (no bridge, no iptables rules)"
-    setsid dockerd --bridge=none --iptables=false --ip-masq=false </dev/null >>"${LOG_DIR}/dockerd.log" 2>&1 &
-    echo $! >"${RUN_DIR}/dockerd.pid"
-    wait_for 60 dockerd docker info
+# (builds use the host network), stopped again by down.sh (through its pid file).
+start_docker() {
+    DOCKERD_PIDFILE="${RUN_DIR}/dockerd.pid" \
+        ensure_docker "${LOG_DIR}/dockerd.log" --bridge=none --iptables=false --ip-masq=false
 }
 
 setup_network() {
@@ -241,16 +237,17 @@ start_node() {
 }
 
 # apply_addon PATH: apply an addon manifest (a file, or a kustomization directory) with its
-# @PLACEHOLDERS@ filled in.
+# @PLACEHOLDERS@ filled in: @NAME@ for every pin NAME of versions.env, and the node's settings.
 apply_addon() {
-    local path=$1 render=(cat "$1")
+    local path=$1 render=(cat "$1") fill=() pin
     [[ -d ${path} ]] && render=(kubectl_ kustomize "${path}")
+    while read -r pin; do
+        fill+=(-e "s|@${pin}@|${!pin}|g")
+    done < <(sed -n 's/^\([A-Z_0-9]*\)=.*/\1/p' "${CLUSTER_SCRIPTS}/versions.env")
     "${render[@]}" | sed -e "s|@LOCAL_PATH_DIR@|${VAR_DIR}/local-path|g" \
         -e "s|@DNS_SERVICE_IP@|${DNS_SERVICE_IP}|g" \
         -e "s|@CLUSTER_DOMAIN@|${CLUSTER_DOMAIN}|g" \
-        -e "s|@COREDNS_VERSION@|${COREDNS_VERSION}|g" \
-        -e "s|@LOCAL_PATH_PROVISIONER_VERSION@|${LOCAL_PATH_PROVISIONER_VERSION}|g" \
-        -e "s|@ARGO_WORKFLOWS_VERSION@|${ARGO_WORKFLOWS_VERSION}|g" |
+        "${fill[@]}" |
         kubectl_ apply --server-side --force-conflicts -f - >/dev/null
 }
 
@@ -270,7 +267,7 @@ install_addons() {
 main() {
     check_host
     "${CLUSTER_SCRIPTS}/build.sh"
-    ensure_docker
+    start_docker
     "${CLUSTER_SCRIPTS}/images.sh" build
     mkdir -p "${ETC_DIR}" "${VAR_DIR}" "${RUN_DIR}" "${LOG_DIR}"
     setup_network

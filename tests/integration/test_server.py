@@ -98,7 +98,7 @@ def test_dataset_from_s3(stack: Stack, model_name: str, pod_home: Path, customer
     done = run_pipeline(stack, pod_home, *flags, **stack.s3.dataset_env())
     assert done.returncode == 0, done.stderr[-3000:]
 
-    from modelyard.data import load_dataset
+    from modelyard.ml.datasets import load_dataset
     from modelyard.steps.split import canonical, fingerprint
 
     version = client(stack).get_model_version(model_name, "1")
@@ -121,7 +121,7 @@ def test_parquet_from_s3_a_file_and_a_partitioned_prefix(
     import pandas as pd
     from conftest import make_customers
 
-    from modelyard.data import load_column, load_dataset
+    from modelyard.ml.datasets import load_column, load_dataset
 
     assert stack.mlflow is not None and stack.s3 is not None
     rows = make_customers(rows=300, seed=5)

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Final
 
-from modelyard.contract import ENV_WEBHOOK_URL, ENV_WORKFLOW_NAME
+from modelyard.core.settings import ENV_WEBHOOK_URL, ENV_WORKFLOW_NAME
 
 log = logging.getLogger(__name__)
 

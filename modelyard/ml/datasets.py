@@ -12,8 +12,16 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from modelyard.config import COUNT_DEFAULTS, S3_RETRIES, S3_TIMEOUT, SECONDS_DEFAULTS, env_count, env_seconds
-from modelyard.errors import BadInputError, ModelyardError, TransientError, unreachable
+from modelyard.contract.config import (
+    COUNT_DEFAULTS,
+    S3_RETRIES,
+    S3_TIMEOUT,
+    SECONDS_DEFAULTS,
+    env_count,
+    env_seconds,
+)
+from modelyard.core.errors import BadInputError, ModelyardError, TransientError
+from modelyard.core.transient import unreachable
 
 if TYPE_CHECKING:
     from minio import Minio

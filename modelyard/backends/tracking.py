@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from modelyard import __version__
-from modelyard.config import MLFLOW_DEFAULTS, check_timeouts
-from modelyard.contract import ENV_IMAGE, ENV_TRACKING_URI, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID
+from modelyard.contract.config import MLFLOW_DEFAULTS, check_timeouts
 from modelyard.contract.records import Tags
-from modelyard.errors import BadInputError, Interrupted
-from modelyard.errors import is_transient as is_transient  # where the steps and the CLI look for it
-from modelyard.errors import transient_message as transient_message
+from modelyard.core.errors import BadInputError
+from modelyard.core.settings import ENV_IMAGE, ENV_TRACKING_URI, ENV_WORKFLOW_NAME, ENV_WORKFLOW_UID
+from modelyard.core.signals import Interrupted
+from modelyard.core.transient import is_transient as is_transient  # where the steps and the CLI look for it
+from modelyard.core.transient import transient_message as transient_message
 
 LOCAL_DIR = Path(".modelyard")
 SQLITE = "sqlite:///"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
@@ -12,34 +11,26 @@ import click
 import requests
 
 from modelyard.contract import PrepareParams, kebab
-from modelyard.errors import BadInputError, ModelyardError, TransientError
+from modelyard.core.errors import BadInputError, ModelyardError, TransientError
 
 TEMPLATE: Final = "modelyard-train"
 DONE: Final = ("Succeeded", "Failed", "Error")
-SOURCE_ROOT: Final = Path(__file__).resolve().parent.parent
 
 
 def _workflows(module: str) -> ModuleType:
-    """Import workflows.<module>: installed with the package, or from the source tree beside it."""
+    """Import workflows.<module>, the Hera definitions installed beside the package."""
     try:
         importlib.import_module("hera")
     except ModuleNotFoundError as exc:
         raise BadInputError("Argo support needs Hera: pip install 'modelyard[argo]'") from exc
-    if (SOURCE_ROOT / "workflows" / "__init__.py").exists() and str(SOURCE_ROOT) not in sys.path:
-        sys.path.insert(0, str(SOURCE_ROOT))
-    try:
-        return importlib.import_module(f"workflows.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("workflows", f"workflows.{module}"):
-            raise
-        raise BadInputError("the `workflows` package is missing; run from a modelyard source tree") from exc
+    return importlib.import_module(f"workflows.{module}")
 
 
 @click.command("compile")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write here instead of workflows/manifests/ and charts/modelyard/files/workflows/.",
+    help="Write here instead of charts/modelyard/files/workflows/.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; fail if the committed YAML is out of date.")
 def compile_command(out: Path | None, check: bool) -> None:
@@ -112,7 +103,7 @@ def submit_command(
     from hera.workflows import WorkflowsService
     from hera.workflows.models import SubmitOpts, WorkflowSubmitRequest
 
-    from modelyard.config import ARGO_TIMEOUT, SECONDS_DEFAULTS, env_seconds, read_config_file
+    from modelyard.contract.config import ARGO_TIMEOUT, SECONDS_DEFAULTS, env_seconds, read_config_file
 
     seconds = env_seconds(ARGO_TIMEOUT, SECONDS_DEFAULTS[ARGO_TIMEOUT])
     _workflows("common")  # fails early, with the install hint, when Hera is missing
@@ -183,7 +174,7 @@ def _call(request: Any, template: str, namespace: str, host: str) -> Any:
     except NotFound as exc:
         raise BadInputError(
             f"{template} not found in namespace {namespace}: "
-            f"argo template create -n {namespace} workflows/manifests/train.yaml (or install the chart)"
+            f"argo template create -n {namespace} charts/modelyard/files/workflows/train.yaml (or install the chart)"
         ) from exc
 
 

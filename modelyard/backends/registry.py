@@ -12,7 +12,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from modelyard.contract.records import REFERENCE_PROFILE, DataProfile, Tags, read_record
-from modelyard.errors import BadInputError, TransientError, failed_address, unreachable
+from modelyard.core.errors import BadInputError, TransientError
+from modelyard.core.transient import failed_address, unreachable
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

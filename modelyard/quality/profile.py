@@ -1,6 +1,6 @@
 """Data profiles (`contract.records.DataProfile`): what the data looked like, stored with a model version.
 
-Validate and monitor compare new data with the champion's profile (`modelyard.drift`).
+Validate and monitor compare new data with the champion's profile (`modelyard.quality.drift`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,14 @@ from modelyard.contract.records import (
     DatetimeProfile,
     NumericProfile,
 )
+from modelyard.contract.tasks import Task
 from modelyard.dates import date_format, parse_dates
-from modelyard.tasks import Task
+from modelyard.ml.columns import is_numeric
 
 DECILES: Final = np.linspace(0.1, 0.9, 9)
 QUANTILES: Final = (0.05, 0.25, 0.5, 0.75, 0.95)
 # The quantile sketch the drift tests compare against: resolution 1/SKETCH of the distribution.
 SKETCH: Final = 500
-
-
-def is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
 def profile_frame(

@@ -15,7 +15,7 @@ from typing import Final
 
 import pandas as pd
 
-from modelyard.config import Columns
+from modelyard.contract.config import Columns
 from modelyard.contract.records import (
     CategoricalProfile,
     ColumnRoles,
@@ -23,9 +23,8 @@ from modelyard.contract.records import (
     DatetimeProfile,
     Tags,
 )
+from modelyard.core.errors import BadInputError
 from modelyard.dates import date_format, parse_dates
-from modelyard.errors import BadInputError
-from modelyard.profile import is_numeric
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,16 @@ TEXT_WORDS: Final = 3  # ... this many words on average
 ID_NAME: Final = re.compile(r"(^|[_\s.-])(id|uuid|guid)$", re.IGNORECASE)
 CAMEL_ID: Final = re.compile(r"[a-z](Id|ID)$")
 TAG_LIMIT: Final = 5000  # characters MLflow keeps of a model version tag
+
+
+def is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def non_numbers(series: pd.Series, limit: int = 5) -> list[str]:
+    """The first `limit` distinct values (sorted, as text) that do not read as numbers."""
+    values = series.dropna()
+    return sorted(values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique())[:limit]
 
 
 def resolve_roles(frame: pd.DataFrame, label: str, columns: Columns) -> ColumnRoles:

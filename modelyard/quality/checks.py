@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelyard.config import PipelineConfig, task_of
+from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import (
     CategoricalProfile,
     ColumnDrift,
@@ -19,10 +19,11 @@ from modelyard.contract.records import (
     NumericProfile,
     Severity,
 )
+from modelyard.core.errors import BadInputError
 from modelyard.dates import parse_dates
-from modelyard.drift import compare, power_note
-from modelyard.errors import BadInputError
-from modelyard.profile import is_numeric, out_of_range_share, unseen_share
+from modelyard.ml.columns import is_numeric, non_numbers
+from modelyard.quality.drift import compare, power_note
+from modelyard.quality.profile import out_of_range_share, unseen_share
 
 
 def run_checks(
@@ -102,8 +103,7 @@ def _mostly_numbers(series: pd.Series) -> bool:
 
 
 def _text_in_numeric(column: str, series: pd.Series) -> Finding:
-    values = series.dropna()
-    bad = sorted(values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique())[:5]
+    bad = non_numbers(series)
     return Finding("dtype", "error", f"column {column!r} should be numeric but holds text: {bad}", column)
 
 
@@ -256,8 +256,7 @@ def check_labels(frame: pd.DataFrame, config: PipelineConfig, reference: DataPro
 def _check_numeric_label(labels: pd.Series, label: str) -> list[Finding]:
     if is_numeric(labels):
         return []
-    values = labels.dropna()
-    bad = sorted(values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique())[:5]
+    bad = non_numbers(labels)
     return [
         Finding(
             "labels", "error", f"regression label {label!r} holds values that are not numbers: {bad}", label

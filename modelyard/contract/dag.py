@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from modelyard.contract import EVALUATION, SPLITS, STEPS, PrepareParams, Step
+from modelyard.contract import EVALUATION, SPLITS, STEPS, PrepareParams, Step, StepName
 
 
 @dataclass(frozen=True)
@@ -57,36 +57,44 @@ class Task:
 
 
 RUN_CONTEXT: Final[dict[str, Source]] = {
-    "config": TaskOutput("prepare", "config"),
-    "run_id": TaskOutput("prepare", "run_id"),
+    "config": TaskOutput(StepName.PREPARE, "config"),
+    "run_id": TaskOutput(StepName.PREPARE, "run_id"),
 }
 
 TRAINING: Final[tuple[Task, ...]] = (
-    Task("prepare", STEPS["prepare"], {name: PipelineInput(name) for name in PrepareParams.model_fields}),
-    Task("split", STEPS["split"], RUN_CONTEXT),
-    Task("validate", STEPS["validate"], RUN_CONTEXT, artifacts={SPLITS: "split"}),
     Task(
-        "train",
-        STEPS["train"],
+        StepName.PREPARE,
+        STEPS[StepName.PREPARE],
+        {name: PipelineInput(name) for name in PrepareParams.model_fields},
+    ),
+    Task(StepName.SPLIT, STEPS[StepName.SPLIT], RUN_CONTEXT),
+    Task(StepName.VALIDATE, STEPS[StepName.VALIDATE], RUN_CONTEXT, artifacts={SPLITS: StepName.SPLIT}),
+    Task(
+        StepName.TRAIN,
+        STEPS[StepName.TRAIN],
         RUN_CONTEXT | {"candidate": Item()},
-        artifacts={SPLITS: "split"},
-        fan_out=TaskOutput("prepare", "candidates"),
-        after=("validate",),
-    ),
-    Task("select", STEPS["select"], RUN_CONTEXT | {"results": AllOutputs("train", "result")}),
-    Task(
-        "evaluate",
-        STEPS["evaluate"],
-        RUN_CONTEXT | {"candidate_run_id": TaskOutput("select", "candidate_run_id")},
-        artifacts={SPLITS: "split"},
+        artifacts={SPLITS: StepName.SPLIT},
+        fan_out=TaskOutput(StepName.PREPARE, "candidates"),
+        after=(StepName.VALIDATE,),
     ),
     Task(
-        "register",
-        STEPS["register"],
-        RUN_CONTEXT | {"model_name": TaskOutput("prepare", "model_name")},
-        artifacts={SPLITS: "split", EVALUATION: "evaluate"},
+        StepName.SELECT,
+        STEPS[StepName.SELECT],
+        RUN_CONTEXT | {"results": AllOutputs(StepName.TRAIN, "result")},
+    ),
+    Task(
+        StepName.EVALUATE,
+        STEPS[StepName.EVALUATE],
+        RUN_CONTEXT | {"candidate_run_id": TaskOutput(StepName.SELECT, "candidate_run_id")},
+        artifacts={SPLITS: StepName.SPLIT},
+    ),
+    Task(
+        StepName.REGISTER,
+        STEPS[StepName.REGISTER],
+        RUN_CONTEXT | {"model_name": TaskOutput(StepName.PREPARE, "model_name")},
+        artifacts={SPLITS: StepName.SPLIT, EVALUATION: StepName.EVALUATE},
     ),
 )
 
 # Runs after the DAG whatever happened (Argo: the onExit handler), to close the parent run.
-EXIT_HANDLER: Final = STEPS["finish"]
+EXIT_HANDLER: Final = STEPS[StepName.FINISH]

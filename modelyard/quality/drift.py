@@ -10,7 +10,7 @@ n·m/(n+m), with n the values compared and m the reference's values.
   against `drift_warn` and `drift_alert`.
 The drift size is the Wasserstein distance in reference standard deviations (numeric) or the PSI
 (categorical), each minus its expected sampling noise. The reference is the champion's data
-profile (`modelyard.profile`): its quantile sketch and its category shares.
+profile (`modelyard.quality.profile`): its quantile sketch and its category shares.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from modelyard.config import DriftLimits
+from modelyard.contract.config import DriftLimits
 from modelyard.contract.records import (
     CategoricalProfile,
     ColumnDrift,
@@ -33,7 +33,8 @@ from modelyard.contract.records import (
     Level,
     NumericProfile,
 )
-from modelyard.profile import bin_fractions, is_numeric, sorted_quantiles
+from modelyard.ml.columns import is_numeric
+from modelyard.quality.profile import bin_fractions, sorted_quantiles
 
 LEVELS: Final[tuple[Level, ...]] = ("ok", "warn", "alert")
 FLOOR: Final = 20  # fewest values a column is judged on (a batch has at least 30 rows)

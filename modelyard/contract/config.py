@@ -19,8 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelyard.errors import BadInputError
-from modelyard.tasks import (
+from modelyard.contract.tasks import (
     ESTIMATOR_TASKS,
     GRIDS,
     LARGE_TABLE_ROWS,
@@ -34,6 +33,7 @@ from modelyard.tasks import (
     default_search_space,
     other,
 )
+from modelyard.core.errors import BadInputError
 
 MODEL_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
@@ -75,7 +75,7 @@ def _for_task(task: Task, name: str, description: str, **constraints: Any) -> An
 
 
 class DriftLimits(_Strict):
-    """How the one drift engine (`modelyard.drift`) judges a column; validate and monitor both use it."""
+    """How the one drift engine (`modelyard.quality.drift`) judges a column; validate and monitor both use it."""
 
     drift_alpha: float = Field(
         0.02,
@@ -207,7 +207,7 @@ class Expectations(_Strict):
 
 
 class Columns(_Strict):
-    """Which columns the model sees and how; unset, `modelyard.columns` decides (see its defaults)."""
+    """Which columns the model sees and how; unset, `modelyard.ml.columns` decides (see its defaults)."""
 
     features: list[str] | None = Field(
         None,

@@ -37,12 +37,12 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from modelyard.config import PipelineConfig, task_of
+from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import CANDIDATE_MODEL, MODEL_FILE, Candidate, ColumnRoles
+from modelyard.contract.tasks import Task
+from modelyard.core.errors import BadInputError
 from modelyard.dates import DateFeatures
-from modelyard.errors import BadInputError
-from modelyard.profile import is_numeric
-from modelyard.tasks import Task
+from modelyard.ml.columns import is_numeric
 
 ESTIMATORS: dict[tuple[Task, str], type[BaseEstimator]] = {
     ("classification", "logistic_regression"): LogisticRegression,
@@ -263,7 +263,7 @@ def predictions(
 def metrics(
     task: Task, truth: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None, classes: Sequence[str]
 ) -> dict[str, float]:
-    """The task's metrics (`modelyard.tasks.METRICS`): the one definition evaluate and monitor share."""
+    """The task's metrics (`modelyard.contract.tasks.METRICS`): the one definition evaluate and monitor share."""
     if task == "regression":
         return {
             "rmse": float(root_mean_squared_error(truth, predicted)),

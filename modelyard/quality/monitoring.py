@@ -4,7 +4,7 @@ champion decayed on it, and the verdict a scheduler branches on (`ok`, `warn`, `
 Pure computation over a DataFrame and the champion's data profile; loading data, scoring the model
 and MLflow logging live in `modelyard.steps.monitor`.
 
-Drift per feature is the shared engine's (`modelyard.drift`): a test on small batches, a distance
+Drift per feature is the shared engine's (`modelyard.quality.drift`): a test on small batches, a distance
 on large ones. A feature's share of missing values and of never-seen categories are graded too,
 the missing share beyond its sampling noise. Decay likewise: the tolerance applies to the drop
 beyond two standard errors of the difference between the batch score (bootstrapped) and the
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from modelyard.config import MonitorThresholds
+from modelyard.contract.config import MonitorThresholds
 from modelyard.contract.records import (
     OK,
     RETRAIN,
@@ -36,12 +36,13 @@ from modelyard.contract.records import (
     MonitorReport,
     NumericProfile,
 )
+from modelyard.contract.tasks import METRICS, Task, scale, task_metrics, worse_by
+from modelyard.core.errors import BadInputError
 from modelyard.dates import parse_dates
-from modelyard.drift import compare, grade, power_note, worst
-from modelyard.errors import BadInputError
-from modelyard.model import standard_errors
-from modelyard.profile import is_numeric, unseen_share
-from modelyard.tasks import METRICS, Task, scale, task_metrics, worse_by
+from modelyard.ml.columns import is_numeric, non_numbers
+from modelyard.ml.model import standard_errors
+from modelyard.quality.drift import compare, grade, power_note, worst
+from modelyard.quality.profile import unseen_share
 
 
 def check_batch(frame: pd.DataFrame, reference: DataProfile, limits: MonitorThresholds) -> None:
@@ -59,8 +60,7 @@ def check_batch(frame: pd.DataFrame, reference: DataProfile, limits: MonitorThre
     for column, profile in expected.items():
         series = frame[column]
         if isinstance(profile, NumericProfile) and not is_numeric(series) and series.notna().any():
-            values = series.dropna()
-            bad = sorted(values[pd.to_numeric(values, errors="coerce").isna()].astype(str).unique())[:5]
+            bad = non_numbers(series)
             raise BadInputError(f"column {column!r} was numeric in the training data but holds text: {bad}")
 
 

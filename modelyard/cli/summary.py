@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from modelyard.contract import EVALUATION, SPLITS
+from modelyard.backends.registry import CHALLENGER, CHAMPION
+from modelyard.backends.tracking import embedded_db, experiment_url, ui_command
+from modelyard.contract import EVALUATION, SPLITS, StepName
 from modelyard.contract.records import EVALUATION_FILE, SPLIT_FILE, Evaluation, SplitSummary, read_record
-from modelyard.registry import CHALLENGER, CHAMPION
 from modelyard.runner.local import PipelineRun
-from modelyard.tracking import embedded_db, experiment_url, ui_command
 
 
 def summarize(run: PipelineRun, model_name: str, tracking_uri: str) -> str:
     evaluation = read_record(Evaluation, run.work_dir / EVALUATION / EVALUATION_FILE)
-    registered = run.outputs["register"]
+    registered = run.outputs[StepName.REGISTER]
     # The aliases as this run's register step left them, under the model's lock: what it did, even
     # when another run moves them a moment later.
     rows = [
@@ -34,7 +34,7 @@ def summarize(run: PipelineRun, model_name: str, tracking_uri: str) -> str:
         rows.append((f"test {metric}", f"{value:.4f}{versus}"))
     rows += [("gate " + g.name, ("pass  " if g.passed else "FAIL  ") + g.detail) for g in evaluation.gates]
     rows += [("time " + name, f"{seconds:.1f}s") for name, seconds in run.timings.items()]
-    rows.append(("MLflow run", run.outputs["prepare"].run_url or run.run_id))
+    rows.append(("MLflow run", run.outputs[StepName.PREPARE].run_url or run.run_id))
     experiment = MlflowClient().get_run(run.run_id).info.experiment_id
     if embedded_db(tracking_uri) is not None:
         rows.append(("look at it", ui_command(tracking_uri, experiment)))

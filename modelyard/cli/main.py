@@ -16,29 +16,23 @@ import click
 from pydantic import BaseModel
 
 from modelyard import __version__
-from modelyard.cli_argo import compile_command, submit_command
+from modelyard.cli.argo import compile_command, submit_command
 from modelyard.contract import (
-    ENV_TRACKING_URI,
     OUTPUTS_DIR,
     STEPS,
     WORK_DIR,
     MonitorParams,
     PrepareParams,
     Step,
+    StepName,
     kebab,
     parse_params,
 )
 from modelyard.contract.records import PROMOTE, RETRAIN
-from modelyard.errors import (
-    BadInputError,
-    ExitCode,
-    Interrupted,
-    ModelyardError,
-    RejectedError,
-    is_transient,
-    stop_signals_raise,
-    transient_message,
-)
+from modelyard.core.errors import BadInputError, ExitCode, ModelyardError, RejectedError
+from modelyard.core.settings import ENV_TRACKING_URI
+from modelyard.core.signals import Interrupted, stop_signals_raise
+from modelyard.core.transient import is_transient, transient_message
 from modelyard.runner.retention import DEFAULT_KEEP, ENV_KEEP_RUNS
 
 
@@ -204,10 +198,10 @@ def run(
     **overrides: Any,
 ) -> None:
     """Run the whole pipeline on this machine."""
-    from modelyard.config import load_config, read_config_file
+    from modelyard.backends.tracking import configure, writable_dir
+    from modelyard.cli.summary import summarize
+    from modelyard.contract.config import load_config, read_config_file
     from modelyard.runner.local import run_pipeline
-    from modelyard.runner.summary import summarize
-    from modelyard.tracking import configure, writable_dir
 
     text = read_config_file(config_file)
     inputs = parse_params(PrepareParams, {"config": text, **overrides}).model_dump()  # fail before any run
@@ -224,9 +218,9 @@ def run(
     finally:
         if keep_runs is not None:
             _prune(work_dir, keep_runs)
-    model_name = json.loads(result.outputs["prepare"].config)["model_name"]
+    model_name = json.loads(result.outputs[StepName.PREPARE].config)["model_name"]
     click.echo(summarize(result, model_name, uri))
-    if strict and result.outputs["register"].decision != PROMOTE:
+    if strict and result.outputs[StepName.REGISTER].decision != PROMOTE:
         raise RejectedError(f"challenger v{result.outputs['register'].version} was rejected (--strict)")
 
 
@@ -268,7 +262,7 @@ def _step_command(spec: Step) -> click.Command:
         help="Artifacts are read from and written to <work-dir>/<artifact>.",
     )
     def command(tracking_uri: str | None, work_dir: Path, **params: Any) -> None:
-        from modelyard.tracking import configure
+        from modelyard.backends.tracking import configure
 
         configure(tracking_uri)
         outputs = spec.run(parse_params(spec.params, params), work_dir)
@@ -296,14 +290,14 @@ for _spec in STEPS.values():
 
 
 @main.command(cls=RefusesEmptyValues)
-@options_from(STEPS["rollback"].params)
+@options_from(STEPS[StepName.ROLLBACK].params)
 @tracking_option
 def rollback(tracking_uri: str | None, **params: Any) -> None:
     """Move the champion alias back to the previous champion."""
-    from modelyard.tracking import configure
+    from modelyard.backends.tracking import configure
 
     configure(tracking_uri)
-    spec = STEPS["rollback"]
+    spec = STEPS[StepName.ROLLBACK]
     outputs = spec.run(parse_params(spec.params, params), Path("."))
     click.echo(outputs.model_dump_json())
 
@@ -317,8 +311,8 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
 @runs_dir_option
 def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: Any) -> None:
     """Check a batch of recent data for drift and the champion for decay; exit 0 whatever the verdict."""
+    from modelyard.backends.tracking import configure, writable_dir
     from modelyard.steps.monitor import check
-    from modelyard.tracking import configure, writable_dir
 
     if retrain:
         writable_dir(work_dir)
@@ -327,8 +321,8 @@ def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: A
     click.echo(table)
     click.echo(f"verdict: {outputs.verdict}  (MLflow run {outputs.run_id})")
     if retrain and outputs.verdict == RETRAIN:
+        from modelyard.cli.summary import summarize
         from modelyard.runner.local import run_pipeline
-        from modelyard.runner.summary import summarize
 
         click.echo(f"retraining {params['model_name']} on {params['dataset']}", err=True)
         inputs = parse_params(

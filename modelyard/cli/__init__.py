@@ -1,0 +1,1 @@
+"""The `modelyard` command: its subcommands, the Argo commands and the run summary."""

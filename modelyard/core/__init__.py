@@ -1,0 +1,1 @@
+"""Foundations: exit codes, errors, signals and the environment a step reads. Imports nothing else of modelyard."""

@@ -1,0 +1,1 @@
+"""The model's domain: datasets, columns and their roles, the scikit-learn Pipeline and its metrics."""

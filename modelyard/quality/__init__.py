@@ -1,0 +1,1 @@
+"""Data quality: profiles, the drift engine, validation checks and monitoring verdicts."""
