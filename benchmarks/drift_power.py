@@ -1,7 +1,7 @@
 """Print the drift engine's false-alarm rate per batch size and its power curve.
 
 Usage: python benchmarks/drift_power.py [--batches N]
-Same data and measure as tests/test_drift.py (a 20,000-row table of numeric, skewed, count, flag
+Same data and measure as tests/unit/test_drift.py (a 20,000-row table of numeric, skewed, count, flag
 and categorical columns), with more batches:
 - false alarms: batches bootstrapped from the reference data itself, and batches drawn fresh from
   the same source (a new reference sample each time), at 50 to 1,000,000 rows;
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "unit"))
 from test_drift import LIMITS, POOL_ROWS, alarm_rate, make_pool
 
 from modelyard.quality.drift import compare, worst

@@ -1,4 +1,4 @@
-"""Helpers for tests/test_chart.py: find the chart tools, render the chart, load the Argo schema.
+"""Helpers for tests/unit/test_chart.py: find the chart tools, render the chart, load the Argo schema.
 
 The tools are real binaries installed by `bash scripts/install-tools.sh` into `.tools/bin`
 (helm, kubernetes-validate, checkov, hadolint); a test that needs a missing one skips and says

@@ -27,6 +27,7 @@ from e2e.conftest import (
     CONFIG,
     LABEL,
     NAMESPACE,
+    REPORT,
     Release,
     alerts,
     image_tags,
@@ -38,6 +39,7 @@ MODEL: Final = f"e2e-churn-{int(time.time())}"
 TAG: Final = "modelyard."
 TRAINING: Final = "workflowtemplate/modelyard-train"
 MONITOR_CRON: Final = "cronwf/modelyard-monitor"
+TRAINING_RECORD: Final = REPORT.parent / "e2e-training-workflow.json"
 STEPS: Final = {"prepare", "split", "validate", "train", "select", "evaluate", "register", "finish"}
 
 pytestmark = pytest.mark.e2e
@@ -76,8 +78,11 @@ def parent_run(mlflow: Callable[[], Any], workflow: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def trained(argo: Argo, datasets: dict[str, str], config_text: str) -> dict[str, Any]:
-    """Scenario 1's training workflow: MODEL's first champion."""
-    return train(argo, datasets["customers"], config_text)
+    """Scenario 1's training workflow: MODEL's first champion (kept for benchmarks/e2e_steps.py)."""
+    workflow = train(argo, datasets["customers"], config_text)
+    TRAINING_RECORD.parent.mkdir(exist_ok=True)
+    TRAINING_RECORD.write_text(json.dumps(workflow, indent=1))
+    return workflow
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from chart_helpers import render
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 CLUSTER: Final = REPO / "scripts" / "cluster"
 PINNED_MODULES: Final = {
     "k8s.io/kubernetes": "KUBERNETES_VERSION",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 SCRIPTS: Final = REPO / "scripts"
 CLUSTER: Final = SCRIPTS / "cluster"
 VERSIONS: Final = CLUSTER / "versions.env"
@@ -233,6 +233,7 @@ def test_argo_runs_with_the_same_settings_on_kind_and_here() -> None:
     configmap = documents(addons / "workflow-controller-configmap.yaml")[0]
     executor = yaml.safe_load(configmap["data"]["executor"])
     assert containers["workflow-controller"]["resources"] == kind["controller"]["resources"]
+    assert containers["workflow-controller"]["env"] == kind["controller"]["extraEnv"]
     assert containers["argo-server"]["resources"] == kind["server"]["resources"]
     assert executor["resources"] == kind["executor"]["resources"]
     assert executor["securityContext"] == kind["executor"]["securityContext"]

@@ -16,7 +16,7 @@ from typing import Final
 
 import pytest
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+ROOT: Final = Path(__file__).resolve().parents[2]
 BELOW: Final[dict[str, set[str]]] = {
     "core": set(),
     "contract": {"core"},

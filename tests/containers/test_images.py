@@ -22,7 +22,7 @@ from typing import Final
 
 import pytest
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT: Final = REPO_ROOT / "scripts" / "build-images.sh"
 # Regression guard: the trainer measured ~569 MB (stripped shared libraries; scipy, pandas,
 # scikit-learn, matplotlib, and pyarrow without Flight and S3: ~83 MB, the one Parquet reader,

@@ -21,7 +21,7 @@ from modelyard.contract import PrepareParams, parse_params
 from modelyard.contract.records import CandidateResult
 from modelyard.runner.local import run_in_process
 
-AUTO_MPG = Path(__file__).parent / "data" / "auto_mpg.csv"
+AUTO_MPG = Path(__file__).parents[1] / "data" / "auto_mpg.csv"
 
 
 @pytest.fixture(scope="module")
