@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from modelyard.contract import SPLITS
 from modelyard.contract.records import read_splits
+from modelyard.ml.model import standard_errors
 
 LABEL = "target"
 
@@ -54,7 +55,7 @@ def california() -> pd.DataFrame:
 
 def rare_positives(share: float, rows: int, seed: int = 0) -> Callable[[], pd.DataFrame]:
     """A binary label with `share` positives: the top of a latent score of a few features, one
-    interaction and logistic noise (as tests/test_scale.py's table)."""
+    interaction and logistic noise (as tests/local/test_scale.py's table)."""
 
     def load() -> pd.DataFrame:
         rng = np.random.default_rng(seed)
@@ -108,6 +109,7 @@ class Outcome:
     winner: str
     ours: float
     baseline: float
+    noise: float  # the baseline's test score standard error (bootstrapped): how far apart is chance
     seconds: float
 
 
@@ -125,7 +127,7 @@ def run(dataset: Dataset, frame: pd.DataFrame, project: Path) -> Outcome:
     train, test = read_splits(run_dir / SPLITS, "train", "test")
     shares = frame[LABEL].value_counts(normalize=True)
     minority = f"{shares.min():.1%}" if task == "classification" else ""
-    return Outcome(len(frame), task, minority, winner, ours, baseline(task, train, test), seconds)
+    return Outcome(len(frame), task, minority, winner, ours, *baseline(task, train, test), seconds)
 
 
 def summary(row: str, stdout: str) -> str:
@@ -135,8 +137,9 @@ def summary(row: str, stdout: str) -> str:
     return found.group(1)
 
 
-def baseline(task: str, train: pd.DataFrame, test: pd.DataFrame) -> float:
-    """A default HistGradientBoosting on the same split (text columns as categories, split on natively)."""
+def baseline(task: str, train: pd.DataFrame, test: pd.DataFrame) -> tuple[float, float]:
+    """A default HistGradientBoosting on the same split (text columns as categories, split on natively):
+    its test score and that score's standard error."""
 
     def features(part: pd.DataFrame) -> pd.DataFrame:
         columns = part.drop(columns=LABEL)
@@ -146,16 +149,22 @@ def baseline(task: str, train: pd.DataFrame, test: pd.DataFrame) -> float:
     with threadpool_limits(1):  # as modelyard's workers on a 2-core machine; the scores do not change
         if task == "regression":
             model = HistGradientBoostingRegressor().fit(features(train), train[LABEL])
-            return float(root_mean_squared_error(test[LABEL], model.predict(features(test))))
+            truth, predicted = test[LABEL].to_numpy(), model.predict(features(test))
+            noise = standard_errors("regression", truth, predicted, None, [])["rmse"]
+            return float(root_mean_squared_error(truth, predicted)), noise
         model = HistGradientBoostingClassifier().fit(features(train), train[LABEL].astype(str))
-        return float(f1_score(test[LABEL].astype(str), model.predict(features(test)), average="macro"))
+        truth, predicted = test[LABEL].astype(str).to_numpy(), model.predict(features(test))
+        noise = standard_errors("classification", truth, predicted, None, [])["f1_macro"]
+        return float(f1_score(truth, predicted, average="macro")), noise
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--only", nargs="*", help="dataset names (the first word) to run")
     only = parser.parse_args().only
-    print("| dataset | rows | minority class | metric | modelyard | default HGB | modelyard's winner | run |")
+    print(
+        "| dataset | rows | minority class | metric | modelyard | default HGB (± its standard error) | modelyard's winner | run |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dataset in DATASETS:
         if only and dataset.name.split()[0] not in only:
@@ -172,7 +181,7 @@ def main() -> None:
             o = run(dataset, frame, Path(tmp))
         metric = "test RMSE (lower is better)" if o.task == "regression" else "test macro F1"
         print(
-            f"| {dataset.name} | {o.rows:,} | {o.minority or '-'} | {metric} | {o.ours:.4g} | {o.baseline:.4g} "
+            f"| {dataset.name} | {o.rows:,} | {o.minority or '-'} | {metric} | {o.ours:.4g} | {o.baseline:.4g} ±{o.noise:.2g} "
             f"| `{o.winner}` | {o.seconds:.0f} s |",
             flush=True,
         )
