@@ -85,3 +85,12 @@ def champion_predictions(root: Path, model: str, rows: pd.DataFrame) -> list:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def store_client(root: Path):  # -> mlflow.MlflowClient (imported here lazily: conftest loads first)
+    """A client of the embedded MLflow store of the project at `root` (its .modelyard/)."""
+    from mlflow import MlflowClient
+
+    from modelyard.backends.tracking import embedded_uri
+
+    return MlflowClient(embedded_uri(root / ".modelyard"))

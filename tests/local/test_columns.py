@@ -13,10 +13,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import champion_predictions, modelyard
-from mlflow import MlflowClient
+from conftest import champion_predictions, modelyard, store_client
 
-from modelyard.backends.tracking import embedded_uri
 from modelyard.contract.config import Columns
 from modelyard.core.errors import BadInputError
 from modelyard.dates import DateFeatures
@@ -60,12 +58,8 @@ def run(root: Path, dataset: str, config: str = "") -> subprocess.CompletedProce
     return modelyard("run", *args, cwd=root)
 
 
-def client(root: Path) -> MlflowClient:
-    return MlflowClient(embedded_uri(root / ".modelyard"))
-
-
 def version_tags(root: Path, version: str) -> dict[str, str]:
-    return client(root).get_model_version(MODEL, version).tags
+    return store_client(root).get_model_version(MODEL, version).tags
 
 
 def last_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -114,7 +108,7 @@ def test_id_and_free_text_are_left_out_with_a_warning_naming_them(
     assert tags["modelyard.features"] == "signup, age, plan"
     assert tags["modelyard.datetime_columns"] == "signup"
     assert tags["modelyard.excluded_columns"].startswith("account_id (ID-like")
-    parent = client(root).get_run(tags["modelyard.pipeline_run_id"]).data.tags
+    parent = store_client(root).get_run(tags["modelyard.pipeline_run_id"]).data.tags
     assert {k: parent[k] for k in ("modelyard.features", "modelyard.datetime_columns")} == {
         "modelyard.features": "signup, age, plan",
         "modelyard.datetime_columns": "signup",
@@ -125,8 +119,8 @@ def test_the_champion_profiles_dates_as_a_range_and_not_the_left_out_columns(
     project: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     root, _ = project
-    version = client(root).get_model_version(MODEL, "1")
-    path = client(root).download_artifacts(version.run_id, "reference/profile.json", str(root))
+    version = store_client(root).get_model_version(MODEL, "1")
+    path = store_client(root).download_artifacts(version.run_id, "reference/profile.json", str(root))
     columns = json.loads(Path(path).read_text())["columns"]
     assert sorted(columns) == ["age", "plan", "signup"]
     assert columns["signup"]["kind"] == "datetime"
@@ -203,8 +197,8 @@ def test_columns_drop_is_honoured_recorded_and_the_champion_still_scored_with_it
     tags = version_tags(tmp_path, "2")
     assert tags["modelyard.features"] == "signup, plan"
     assert "age (in columns.drop)" in tags["modelyard.excluded_columns"]
-    runs = client(tmp_path).search_runs(
-        [client(tmp_path).get_run(tags["modelyard.pipeline_run_id"]).info.experiment_id],
+    runs = store_client(tmp_path).search_runs(
+        [store_client(tmp_path).get_run(tags["modelyard.pipeline_run_id"]).info.experiment_id],
         f"tags.mlflow.parentRunId = '{tags['modelyard.pipeline_run_id']}'",
     )
     steps = {r.info.run_name: r for r in runs}
@@ -257,7 +251,7 @@ def test_columns_not_in_the_data_exit_2_naming_them_and_register_nothing(tmp_pat
     done = run(tmp_path, "accounts.csv", "columns: {drop: [agee, planx]}\n")
     assert done.returncode == 2, done.stderr
     assert last_line(done).startswith("modelyard: error: columns: agee, planx not in the dataset (it has:")
-    assert client(tmp_path).search_registered_models() == []
+    assert store_client(tmp_path).search_registered_models() == []
 
 
 def test_a_datetime_column_that_holds_no_dates_is_refused() -> None:

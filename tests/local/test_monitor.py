@@ -10,10 +10,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_customers, modelyard
+from conftest import make_customers, modelyard, store_client
 from webhook_server import Webhook, webhook_server
 
-from modelyard.backends.tracking import embedded_uri
 from modelyard.contract.config import MonitorThresholds
 from modelyard.contract.records import DataProfile, MonitorReport
 from modelyard.core.errors import BadInputError
@@ -204,13 +203,9 @@ def monitor(project: Path, hook: Webhook, *args: str):
     return modelyard("monitor", "--model-name", MODEL, *args, cwd=project, env=env(hook))
 
 
-def client(project: Path) -> mlflow.MlflowClient:
-    return mlflow.MlflowClient(embedded_uri(project / ".modelyard"))
-
-
 def monitoring_run(project: Path, stdout: str) -> mlflow.entities.Run:
     run_id = stdout.rsplit("(MLflow run ", 1)[1].split(")")[0]
-    return client(project).get_run(run_id)
+    return store_client(project).get_run(run_id)
 
 
 def test_fresh_data_is_ok_and_logged_without_alert(project: Path, hook: Webhook) -> None:
@@ -220,7 +215,7 @@ def test_fresh_data_is_ok_and_logged_without_alert(project: Path, hook: Webhook)
     assert "verdict: ok" in done.stdout
     assert "600 labelled rows scored" in done.stdout
     run = monitoring_run(project, done.stdout)
-    experiment = client(project).get_experiment(run.info.experiment_id)
+    experiment = store_client(project).get_experiment(run.info.experiment_id)
     assert experiment.name == "modelyard-monitoring"
     assert run.data.tags["modelyard.verdict"] == "ok" and run.data.tags["modelyard.champion_version"] == "1"
     assert {"drift_age", "p_value_income", "unseen_plan", "null_change_region", "batch_accuracy"} <= set(
@@ -239,9 +234,9 @@ def test_drift_says_retrain_with_a_report_a_picture_per_drifted_feature_and_an_a
     assert "age: ks p=" in done.stdout
     run = monitoring_run(project, done.stdout)
     assert run.data.metrics["verdict"] == 2 and run.data.metrics["drift_age"] > 1  # 15 years: 1.2 sd
-    artifacts = {a.path for a in client(project).list_artifacts(run.info.run_id, "monitoring/plots")}
+    artifacts = {a.path for a in store_client(project).list_artifacts(run.info.run_id, "monitoring/plots")}
     assert artifacts == {"monitoring/plots/age.png"}
-    local = client(project).download_artifacts(run.info.run_id, "monitoring/report.json", str(project))
+    local = store_client(project).download_artifacts(run.info.run_id, "monitoring/report.json", str(project))
     report = json.loads(Path(local).read_text())
     assert report["verdict"] == "retrain" and report["rows"] == 600
     (text,) = hook.texts()
@@ -304,14 +299,14 @@ def test_retrain_runs_the_pipeline_on_the_batch_only_when_the_verdict_says_so(
     own_project: Path, hook: Webhook
 ) -> None:
     project = own_project
-    before = len(client(project).search_model_versions(f"name='{MODEL}'"))
+    before = len(store_client(project).search_model_versions(f"name='{MODEL}'"))
     calm = monitor(project, hook, "--dataset", "fresh.csv", "--retrain")
     assert calm.returncode == 0, calm.stderr
-    assert len(client(project).search_model_versions(f"name='{MODEL}'")) == before
+    assert len(store_client(project).search_model_versions(f"name='{MODEL}'")) == before
     hook.received.clear()
     done = monitor(project, hook, "--dataset", "older.csv", "--retrain")
     assert done.returncode == 0, done.stderr
-    versions = client(project).search_model_versions(f"name='{MODEL}'")
+    versions = store_client(project).search_model_versions(f"name='{MODEL}'")
     assert len(versions) == before + 1
     newest = max(versions, key=lambda v: int(v.version))
     assert newest.tags["modelyard.dataset"] == "older.csv"

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import champion_predictions, make_customers, modelyard
-from mlflow import MlflowClient
+from conftest import champion_predictions, make_customers, modelyard, store_client
 
 from modelyard.backends.tracking import embedded_uri
 
@@ -41,28 +40,25 @@ def own_project(tmp_path: Path) -> Path:
     return first_run(tmp_path)
 
 
-def client(root: Path) -> MlflowClient:
-    return MlflowClient(embedded_uri(root / ".modelyard"))
-
-
 def aliases(root: Path) -> dict[str, str]:
     return {
-        alias: str(version) for alias, version in client(root).get_registered_model(MODEL).aliases.items()
+        alias: str(version)
+        for alias, version in store_client(root).get_registered_model(MODEL).aliases.items()
     }
 
 
 def test_first_run_promotes_a_champion_with_lineage(project: Path) -> None:
     assert aliases(project) == {"champion": "1", "challenger": "1"}
-    version = client(project).get_model_version(MODEL, "1")
+    version = store_client(project).get_model_version(MODEL, "1")
     tags = version.tags
     assert tags["modelyard.dataset"] == "customers.csv"
     assert len(tags["modelyard.dataset_fingerprint"]) == 64
     assert tags["modelyard.decision"] == "promote"
     assert tags["modelyard.code_version"] and tags["modelyard.config_hash"]
     assert float(tags["modelyard.test_accuracy"]) > 0.5
-    run = client(project).get_run(tags["modelyard.pipeline_run_id"])
+    run = store_client(project).get_run(tags["modelyard.pipeline_run_id"])
     assert run.info.status == "FINISHED"
-    children = client(project).search_runs(
+    children = store_client(project).search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=100
     )
     names = {c.info.run_name for c in children}
@@ -108,7 +104,7 @@ def test_registering_the_same_training_run_again_creates_no_second_version(proje
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["version"] == registered["version"] == "1"
     assert (work_dir / "outputs" / "version").read_text() == "1"
-    assert len(client(project).search_model_versions(f"name='{MODEL}'")) == 1
+    assert len(store_client(project).search_model_versions(f"name='{MODEL}'")) == 1
 
 
 def test_a_worse_model_is_rejected_and_the_champion_stays(own_project: Path) -> None:
@@ -119,7 +115,7 @@ def test_a_worse_model_is_rejected_and_the_champion_stays(own_project: Path) -> 
     assert done.returncode == 0, done.stderr
     assert re.search(r"^ +decision +REJECT$", done.stdout, re.MULTILINE), done.stdout
     assert aliases(project) == {"champion": "1", "challenger": "2"}
-    assert client(project).get_model_version(MODEL, "2").tags["modelyard.decision"] == "reject"
+    assert store_client(project).get_model_version(MODEL, "2").tags["modelyard.decision"] == "reject"
     strict = modelyard(
         "run", "--dataset", "shuffled.csv", "--label", "churn", "--model-name", MODEL, "--strict", cwd=project
     )
@@ -139,12 +135,12 @@ def test_rollback_moves_the_champion_back_and_records_why(own_project: Path) -> 
     assert done.returncode == 0, done.stderr
     promoted = aliases(project)["champion"]
     assert promoted == "2"
-    assert client(project).get_model_version(MODEL, promoted).tags["modelyard.previous_champion"] == "1"
+    assert store_client(project).get_model_version(MODEL, promoted).tags["modelyard.previous_champion"] == "1"
     back = modelyard("rollback", "--model-name", MODEL, "--reason", "bad canary", cwd=project)
     assert back.returncode == 0, back.stderr
     assert json.loads(back.stdout) == {"champion_version": "1", "previous_version": promoted}
     assert aliases(project)["champion"] == "1"
-    demoted = client(project).get_model_version(MODEL, promoted).tags
+    demoted = store_client(project).get_model_version(MODEL, promoted).tags
     assert demoted["modelyard.rollback_reason"] == "bad canary" and demoted["modelyard.rolled_back_by"]
     again = modelyard("rollback", "--model-name", MODEL, cwd=project)
     assert again.returncode == 2, again.stderr
@@ -155,7 +151,7 @@ def test_rollback_moves_the_champion_back_and_records_why(own_project: Path) -> 
 
 def test_bad_input_exits_2_with_one_line_and_leaves_the_champion(project: Path) -> None:
     champion = aliases(project)["champion"]
-    versions = len(client(project).search_model_versions(f"name='{MODEL}'"))
+    versions = len(store_client(project).search_model_versions(f"name='{MODEL}'"))
     (project / "bad.yaml").write_text("thresholds:\n  min_acuracy: 0.9\n")
     cases = [
         (["--config", "bad.yaml"], "invalid config: thresholds.min_acuracy: unknown key"),
@@ -170,7 +166,7 @@ def test_bad_input_exits_2_with_one_line_and_leaves_the_champion(project: Path) 
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("modelyard: error: ") and message in last, (args, last)
     assert aliases(project)["champion"] == champion
-    assert len(client(project).search_model_versions(f"name='{MODEL}'")) == versions
+    assert len(store_client(project).search_model_versions(f"name='{MODEL}'")) == versions
 
 
 def test_a_label_without_values_exits_2_naming_it_and_registers_nothing(tmp_path: Path) -> None:
@@ -199,7 +195,7 @@ def test_a_label_without_values_exits_2_naming_it_and_registers_nothing(tmp_path
         assert last == (
             "modelyard: error: label column 'churn' in dataset unlabelled.csv has no values: all 40 rows are missing"
         ), (args, last)
-    assert client(tmp_path).search_registered_models() == []
+    assert store_client(tmp_path).search_registered_models() == []
 
 
 def test_a_small_test_split_is_said_on_stderr_and_in_the_summary(tmp_path: Path) -> None:

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import champion_predictions, modelyard
+from conftest import champion_predictions, modelyard, store_client
 from mlflow import MlflowClient
 
-from modelyard.backends.tracking import embedded_uri
 from modelyard.contract import PrepareParams, parse_params
 from modelyard.contract.records import CandidateResult
 from modelyard.runner.local import run_in_process
@@ -46,10 +45,6 @@ def auto_mpg(project: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def client(root: Path) -> MlflowClient:
-    return MlflowClient(embedded_uri(root / ".modelyard"))
-
-
 def test_diabetes_is_inferred_as_regression_trained_gated_and_registered(
     project: Path, diabetes: subprocess.CompletedProcess[str]
 ) -> None:
@@ -58,14 +53,14 @@ def test_diabetes_is_inferred_as_regression_trained_gated_and_registered(
     )
     assert "candidates by validation rmse" in diabetes.stderr
     assert "gate min_r2" in diabetes.stdout and "PROMOTE" in diabetes.stdout
-    version = client(project).get_model_version_by_alias("diabetes", "champion")
+    version = store_client(project).get_model_version_by_alias("diabetes", "champion")
     tags = version.tags
     assert tags["modelyard.task"] == "regression"
     assert 45 < float(tags["modelyard.test_rmse"]) < 70  # the target spans 25-346; its sd is 77
     assert 30 < float(tags["modelyard.test_mae"]) < float(tags["modelyard.test_rmse"])
     assert 0.3 < float(tags["modelyard.test_r2"]) < 0.7
-    run = client(project).get_run(tags["modelyard.pipeline_run_id"])
-    children = client(project).search_runs(
+    run = store_client(project).get_run(tags["modelyard.pipeline_run_id"])
+    children = store_client(project).search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'", max_results=100
     )
     candidates = [c for c in children if "modelyard.candidate" in c.data.tags]
@@ -77,7 +72,7 @@ def test_diabetes_is_inferred_as_regression_trained_gated_and_registered(
     }
     assert all({"val_rmse", "val_r2", "train_val_gap"} <= set(c.data.metrics) for c in candidates)
     (evaluation,) = [c for c in children if c.info.run_name == "evaluate"]
-    plots = {a.path for a in client(project).list_artifacts(evaluation.info.run_id, "evaluation")}
+    plots = {a.path for a in store_client(project).list_artifacts(evaluation.info.run_id, "evaluation")}
     assert {"evaluation/predicted_vs_actual.png", "evaluation/residuals.png"} <= plots
 
 
@@ -95,12 +90,14 @@ def test_a_real_table_with_categories_and_missing_values_trains_and_serves_raw_r
     project: Path, auto_mpg: subprocess.CompletedProcess[str]
 ) -> None:
     assert "task: regression (inferred: the label is numeric with non-integer values" in auto_mpg.stderr
-    tags = client(project).get_model_version_by_alias("mpg", "champion").tags
+    tags = store_client(project).get_model_version_by_alias("mpg", "champion").tags
     assert float(tags["modelyard.test_rmse"]) < 4.0  # mpg spans 9-47
     assert float(tags["modelyard.test_r2"]) > 0.75
     split = json.loads(
         Path(
-            client(project).download_artifacts(tags["modelyard.pipeline_run_id"], "config.json", str(project))
+            store_client(project).download_artifacts(
+                tags["modelyard.pipeline_run_id"], "config.json", str(project)
+            )
         ).read_text()
     )
     assert split["task"] == "regression" and split["primary_metric"] == "rmse"
@@ -143,7 +140,7 @@ def test_the_champion_is_compared_in_each_metrics_direction(
     assert again.returncode == 0, again.stderr
     assert "gate vs_champion_rmse  pass" in again.stdout and "within tolerance 1.0% of" in again.stdout
     assert "gate vs_champion_r2    pass" in again.stdout
-    champion = client(project).get_model_version_by_alias("mpg", "champion").version
+    champion = store_client(project).get_model_version_by_alias("mpg", "champion").version
     strict = modelyard(
         "run",
         "--dataset",
@@ -159,7 +156,7 @@ def test_the_champion_is_compared_in_each_metrics_direction(
     assert strict.returncode == 0, strict.stderr
     assert "decision               REJECT" in strict.stdout
     assert "gate max_rmse          FAIL  test rmse" in strict.stdout and "> 1.0" in strict.stdout
-    assert client(project).get_model_version_by_alias("mpg", "champion").version == champion
+    assert store_client(project).get_model_version_by_alias("mpg", "champion").version == champion
 
 
 @pytest.mark.parametrize(
@@ -196,7 +193,7 @@ def test_the_other_tasks_options_exit_2_and_register_nothing(
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("modelyard: error: ") and message in last, done.stderr
     assert "Traceback" not in done.stderr
-    assert client(project).search_model_versions("name='refused'") == []
+    assert store_client(project).search_model_versions("name='refused'") == []
 
 
 def test_monitor_finds_a_regression_champions_decay_against_its_test_rmse(

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MODELYARD, REPO, make_customers, modelyard
+from conftest import MODELYARD, REPO, make_customers, modelyard, store_client
 from integration.stack import Process, free_port, http_ok, wait_for
 from mlflow import MlflowClient
 
-from modelyard.backends.tracking import embedded_uri
 from modelyard.contract.records import Tags
 
 MODEL = "stoppable"
@@ -55,12 +54,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def client(root: Path) -> MlflowClient:
-    return MlflowClient(embedded_uri(root / ".modelyard"))
-
-
 def champion(root: Path) -> str:
-    return str(client(root).get_model_version_by_alias(MODEL, "champion").version)
+    return str(store_client(root).get_model_version_by_alias(MODEL, "champion").version)
 
 
 class Watched:
@@ -97,7 +92,7 @@ class Watched:
 
 
 def pipeline_runs(root: Path) -> list:
-    mlflow = client(root)
+    mlflow = store_client(root)
     experiment = mlflow.get_experiment_by_name("modelyard")
     assert experiment is not None
     return mlflow.search_runs([experiment.experiment_id], max_results=1000)
@@ -142,7 +137,7 @@ def test_a_stop_signal_closes_every_run_and_exits_within_seconds(
     assert not late, f"finished after the signal: {late}"
     assert not [r for r in runs if Tags.CANDIDATE in r.data.tags and r.info.status == "FINISHED"]
 
-    versions = client(project).search_model_versions(f"name='{MODEL}'")
+    versions = store_client(project).search_model_versions(f"name='{MODEL}'")
     assert [str(v.version) for v in versions] == ["1"]
     assert champion(project) == "1"
     (work_dir,) = set((project / ".modelyard" / "runs").iterdir()) - work_dirs
