@@ -266,6 +266,11 @@ install_addons() {
 
 main() {
     check_host
+    # The modelyard images' tag follows the commit: fixed for this run, so that a commit made while
+    # it builds changes nothing between the images built and the images imported.
+    local trainer
+    trainer=$(printed_image MODELYARD_TRAINER_IMAGE "$("${REPO_ROOT}/scripts/build-images.sh" --print-tags)")
+    export MODELYARD_IMAGE_TAG=${MODELYARD_IMAGE_TAG:-${trainer##*:}}
     "${CLUSTER_SCRIPTS}/build.sh"
     start_docker
     "${CLUSTER_SCRIPTS}/images.sh" build
