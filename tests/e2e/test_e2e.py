@@ -36,6 +36,7 @@ from e2e.harness import REPO, Argo, PortForward, exit_code, pod_nodes, sh
 
 # One model per test session, so a run never meets the champion an earlier session left.
 MODEL: Final = f"e2e-churn-{int(time.time())}"
+MONITORED: Final = f"e2e-monitored-{int(time.time())}"  # test_4b's, trained beside MODEL's first
 TAG: Final = "modelyard."
 TRAINING: Final = "workflowtemplate/modelyard-train"
 MONITOR_CRON: Final = "cronwf/modelyard-monitor"
@@ -56,13 +57,19 @@ def mlflow(mlflow_client: Any, mlflow_forward: PortForward) -> Callable[[], Any]
     return current
 
 
-def train(
+def submit_training(
     argo: Argo, dataset: str, config_text: str, model: str | None = MODEL, **extra: str
-) -> dict[str, Any]:
+) -> str:
     params = {"dataset": dataset, "label": LABEL, "config": config_text, **extra}
     if model:
         params["model_name"] = model
-    return argo.wait(argo.submit(TRAINING, **params))
+    return argo.submit(TRAINING, **params)
+
+
+def train(
+    argo: Argo, dataset: str, config_text: str, model: str | None = MODEL, **extra: str
+) -> dict[str, Any]:
+    return argo.wait(submit_training(argo, dataset, config_text, model, **extra))
 
 
 def champion(mlflow: Callable[[], Any], model: str = MODEL) -> Any:
@@ -77,7 +84,17 @@ def parent_run(mlflow: Callable[[], Any], workflow: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def trained(argo: Argo, datasets: dict[str, str], config_text: str) -> dict[str, Any]:
+def early(argo: Argo, datasets: dict[str, str], config_text: str) -> dict[str, str]:
+    """Workflows that meet nothing the first training does, submitted beside it (the cluster runs
+    them at once): test_2's bad data (missing values: a gate only when set) and test_4b's model."""
+    return {
+        "bad": submit_training(argo, datasets["bad"], config_text, max_null_fraction="0.1"),
+        "monitored": submit_training(argo, datasets["customers"], config_text, MONITORED),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(argo: Argo, datasets: dict[str, str], config_text: str, early: dict[str, str]) -> dict[str, Any]:
     """Scenario 1's training workflow: MODEL's first champion (kept for benchmarks/e2e_steps.py)."""
     workflow = train(argo, datasets["customers"], config_text)
     TRAINING_RECORD.parent.mkdir(exist_ok=True)
@@ -135,17 +152,10 @@ def test_1_training_from_s3_runs_every_step_and_candidate_in_a_pod_and_records_l
 
 
 def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_failed(
-    trained: dict[str, Any],
-    argo: Argo,
-    datasets: dict[str, str],
-    config_text: str,
-    mlflow: Any,
-    api: client.ApiClient,
+    trained: dict[str, Any], early: dict[str, str], argo: Argo, mlflow: Any, api: client.ApiClient
 ) -> None:
     before = champion(mlflow).version
-    workflow = train(
-        argo, datasets["bad"], config_text, max_null_fraction="0.1"
-    )  # missing values: a gate only when set
+    workflow = argo.wait(early["bad"])
     validate = [n for n in pod_nodes(workflow) if n["templateName"] == "validate"]
     print(
         f"{workflow['metadata']['name']}: {workflow['status']['phase']}; validate attempts {[exit_code(n) for n in validate]}"
@@ -169,7 +179,12 @@ def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_f
 
 
 def test_3_an_mlflow_outage_during_training_is_retried_on_75_and_registers_once(
-    argo: Argo, datasets: dict[str, str], config_text: str, mlflow: Any, api: client.ApiClient
+    argo: Argo,
+    datasets: dict[str, str],
+    config_text: str,
+    mlflow: Any,
+    api: client.ApiClient,
+    monitored: str,  # the outage must not meet the workflows submitted early: they have ended
 ) -> None:
     model = f"e2e-outage-{int(time.time())}"
     core = client.CoreV1Api(api)
@@ -286,11 +301,10 @@ def triggered_by(argo: Argo, workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def monitored(argo: Argo, datasets: dict[str, str], config_text: str) -> str:
+def monitored(argo: Argo, early: dict[str, str]) -> str:
     """A model of its own for the monitor, its champion trained on the customers' distribution."""
-    model = f"e2e-monitored-{int(time.time())}"
-    assert train(argo, datasets["customers"], config_text, model)["status"]["phase"] == "Succeeded"
-    return model
+    assert argo.wait(early["monitored"])["status"]["phase"] == "Succeeded"
+    return MONITORED
 
 
 def test_4b_the_monitor_cron_submits_nothing_on_a_fresh_batch_and_retrains_on_a_drifted_one(
