@@ -5,9 +5,9 @@ Reads what `make e2e` leaves in test-artifacts/: the first training workflow (e2
 every node's start and end as the controller saw them) and every pod's container times
 (e2e-report.json). Then runs the same training (the e2e dataset and config) with `modelyard run`.
 Per pod step of the workflow, in order:
-  start   node created -> main container running (scheduling, the init container's artifact download)
-  own     the main container's run (the step itself, as `modelyard run` would do it)
-  hand-in main container exit -> node marked done (output upload, the controller noticing)
+  start   pod scheduled -> main container running (the init container's artifact download)
+  own     the main container's run (the step, with its Python start: imports, MLflow client)
+  hand-in the rest of the node's time (pod creation, output upload, the controller noticing)
   gap     node marked done -> the next node created (the controller's requeue)
 
 Usage: .venv/bin/python benchmarks/e2e_steps.py
@@ -35,7 +35,8 @@ def when(text: str | None) -> datetime | None:
 
 
 def pod_steps(workflow: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each pod node in start order, with its container's start and end (matched on the node id's hash)."""
+    """Each pod node in start order, with its pod's scheduled->started and started->finished seconds
+    (pods and nodes matched on the hash their names end with)."""
     containers = {
         p["pod"].rsplit("-", 1)[-1]: p for p in pods if p["workflow"] == workflow["metadata"]["name"]
     }
@@ -49,8 +50,8 @@ def pod_steps(workflow: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict
                 "template": node["templateName"],
                 "created": when(node["startedAt"]),
                 "done": when(node.get("finishedAt")),
-                "started": when(pod.get("started")),
-                "finished": when(pod.get("finished")),
+                "start": pod.get("scheduled_to_started_s") or float("nan"),
+                "own": pod.get("started_to_finished_s") or float("nan"),
             }
         )
     return sorted(steps, key=lambda s: s["created"])
@@ -96,9 +97,9 @@ def main() -> None:
     for n, step in enumerate(steps):
         later = [s["created"] for s in steps[n + 1 :] if s["created"] >= (step["done"] or step["created"])]
         row = {
-            "start": seconds(step["created"], step["started"]),
-            "own": seconds(step["started"], step["finished"]),
-            "hand-in": seconds(step["finished"], step["done"]),
+            "start": step["start"],
+            "own": step["own"],
+            "hand-in": seconds(step["created"], step["done"]) - step["start"] - step["own"],
             "gap": seconds(step["done"], min(later)) if later else 0.0,
         }
         for key, value in row.items():
