@@ -45,8 +45,8 @@ check: $(BIN)/modelyard tools ## ruff, mypy and the generated Argo YAML's freshn
 test-unit: $(BIN)/modelyard tools ## Rules, records, renders and scripts: no pipeline runs (two workers)
 	$(BIN)/pytest tests/unit -n 2
 
-test-local: $(BIN)/modelyard ## Pipelines and steps on the embedded MLflow store
-	$(BIN)/pytest tests/local -m "not docker"
+test-local: $(BIN)/modelyard ## Pipelines and steps on the embedded MLflow store (two workers)
+	$(BIN)/pytest tests/local -m "not docker" -n 2
 
 test-integration: $(BIN)/modelyard ## Against real MLflow, PostgreSQL and MinIO servers the tests start
 	$(BIN)/pytest tests/integration
