@@ -52,7 +52,8 @@ test-integration: $(BIN)/modelyard ## Against real MLflow, PostgreSQL and MinIO 
 	$(BIN)/pytest tests/integration
 
 test-containers: $(BIN)/modelyard tools ## The images, and runs with a container per step (needs dockerd; builds missing images)
-	$(BIN)/pytest tests/containers tests/local -m docker
+	$(BIN)/pytest tests/containers
+	$(BIN)/pytest tests/local -m docker
 
 test-cluster: $(BIN)/modelyard tools ## The cluster itself: nodes, DNS, storage, Argo, images (needs make cluster-up)
 	$(BIN)/pytest tests/cluster -m cluster
