@@ -168,8 +168,14 @@ build_image() {
 }
 
 # MinIO builds in a Go image and runs on a Debian one: the official ones, or offline the base.
+# With Go here, the binaries are built on this machine (scripts/build-minio.sh: its Go caches, one
+# build shared with the integration tests) and the image build uses them.
 build_minio() {
-    local tag=$1 base=$2 args=()
+    local tag=$1 base=$2 args=() prebuilt="$REPO_ROOT/images/minio/prebuilt"
+    if command -v go >/dev/null; then
+        bash "$REPO_ROOT/scripts/build-minio.sh"
+        cp -f "$REPO_ROOT/.tools/bin/minio" "$REPO_ROOT/.tools/bin/mc" "$prebuilt/"
+    fi
     if [[ $base == modelyard/debian-base:* ]]; then
         args=(--build-arg "GO_IMAGE=$(make_go_image "$base")" --build-arg "RUNTIME_IMAGE=$base")
     fi

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,24 @@ def store_client(root: Path):  # -> mlflow.MlflowClient (imported here lazily: c
     from modelyard.backends.tracking import embedded_uri
 
     return MlflowClient(embedded_uri(root / ".modelyard"))
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of a trained project directory, for a test that changes its store: cheaper than
+    training again. The embedded store records absolute artifact locations; the copy's name its own."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    old, new = str(source.resolve()), str(target.resolve())
+    with closing(sqlite3.connect(target / ".modelyard" / "mlflow.db")) as db, db:
+        for table, column in _text_columns(db):
+            db.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?)', (old, new))
+    return target
+
+
+def _text_columns(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return [
+        (table, column[1])
+        for table in tables
+        for column in db.execute(f'PRAGMA table_info("{table}")')
+        if column[2].upper().startswith(("VARCHAR", "TEXT", "CHAR"))
+    ]

@@ -3,6 +3,7 @@
 # $OUT/<repo> (default /out), as a static binary stamped the way MinIO stamps a build that is not a release
 # (a DEVELOPMENT.<commit time> tag; -X targets a project lacks are ignored by the linker).
 # Used by images/minio/Dockerfile and scripts/build-minio.sh; needs Go and the Go module proxy.
+# Skips a binary already in $OUT at that commit (scripts/build-images.sh passes the host's build).
 # Usage: build-release.sh REPO PSEUDO_VERSION   e.g. build-release.sh mc v0.0.0-20250313080218-cf909e1063a9
 set -euo pipefail
 
@@ -14,6 +15,10 @@ r=("${BASH_REMATCH[@]}")
 time="${r[1]}-${r[2]}-${r[3]}T${r[4]}:${r[5]}:${r[6]}Z"
 commit=${r[7]}
 out=${OUT:-/out}
+if [[ -x ${out}/${repo} ]] && "${out}/${repo}" --version 2>/dev/null | grep -q "${commit}"; then
+  echo "${out}/${repo} is already built at ${commit}"
+  exit 0
+fi
 pkg="github.com/minio/${repo}/cmd"
 GOBIN=$out go install -trimpath -tags kqueue -ldflags "-s -w \
   -X ${pkg}.Version=${time} -X ${pkg}.ReleaseTag=DEVELOPMENT.${time//:/-} \

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -83,18 +84,59 @@ def parent_run(mlflow: Callable[[], Any], workflow: dict[str, Any]) -> Any:
     return run
 
 
+@dataclass(frozen=True)
+class Early:
+    """Workflows that meet nothing another test does, submitted beside scenario 1's training (the
+    cluster runs them at once; each test waits for its own): test_2's bad data (missing values: a
+    gate only when set), test_4b's model, test_6's two trainings of one model and test_8's Parquet."""
+
+    bad: str
+    monitored: str
+    concurrent_model: str
+    concurrent: tuple[str, str]
+    parquet: dict[str, tuple[str, str, str]]  # form: (dataset URI, model, workflow)
+
+    def names(self) -> list[str]:
+        return [self.bad, self.monitored, *self.concurrent, *(name for *_, name in self.parquet.values())]
+
+
 @pytest.fixture(scope="module")
-def early(argo: Argo, datasets: dict[str, str], config_text: str) -> dict[str, str]:
-    """Workflows that meet nothing the first training does, submitted beside it (the cluster runs
-    them at once): test_2's bad data (missing values: a gate only when set) and test_4b's model."""
-    return {
-        "bad": submit_training(argo, datasets["bad"], config_text, max_null_fraction="0.1"),
-        "monitored": submit_training(argo, datasets["customers"], config_text, MONITORED),
+def early(
+    argo: Argo, datasets: dict[str, str], bucket: Minio, config_text: str, tmp_path_factory: Any
+) -> Early:
+    from conftest import make_customers
+
+    model = f"e2e-concurrent-{int(time.time())}"
+    # One names the model as a parameter, the other only in its config: the same lock either way.
+    by_param = submit_training(argo, datasets["customers"], yaml.safe_dump(CONFIG), model)
+    by_config = argo.submit(
+        TRAINING, dataset=datasets["customers"], config=yaml.safe_dump(CONFIG | {"model_name": model})
+    )
+    rows = make_customers(rows=600, seed=3)
+    uris = upload_parquet(bucket, f"e2e-parquet-{int(time.time())}", rows, tmp_path_factory.mktemp("parquet"))
+    parquet = {
+        form: (uri, f"{MODEL}-{form}", submit_training(argo, uri, config_text, f"{MODEL}-{form}"))
+        for form, uri in uris.items()
     }
+    return Early(
+        bad=submit_training(argo, datasets["bad"], config_text, max_null_fraction="0.1"),
+        monitored=submit_training(argo, datasets["customers"], config_text, MONITORED),
+        concurrent_model=model,
+        concurrent=(by_param, by_config),
+        parquet=parquet,
+    )
 
 
 @pytest.fixture(scope="module")
-def trained(argo: Argo, datasets: dict[str, str], config_text: str, early: dict[str, str]) -> dict[str, Any]:
+def early_ended(argo: Argo, early: Early) -> Early:
+    """Every early workflow has ended: for a test that disturbs the cluster's services."""
+    for name in early.names():
+        argo.wait(name)
+    return early
+
+
+@pytest.fixture(scope="module")
+def trained(argo: Argo, datasets: dict[str, str], config_text: str, early: Early) -> dict[str, Any]:
     """Scenario 1's training workflow: MODEL's first champion (kept for benchmarks/e2e_steps.py)."""
     workflow = train(argo, datasets["customers"], config_text)
     TRAINING_RECORD.parent.mkdir(exist_ok=True)
@@ -152,10 +194,10 @@ def test_1_training_from_s3_runs_every_step_and_candidate_in_a_pod_and_records_l
 
 
 def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_failed(
-    trained: dict[str, Any], early: dict[str, str], argo: Argo, mlflow: Any, api: client.ApiClient
+    trained: dict[str, Any], early: Early, argo: Argo, mlflow: Any, api: client.ApiClient
 ) -> None:
     before = champion(mlflow).version
-    workflow = argo.wait(early["bad"])
+    workflow = argo.wait(early.bad)
     validate = [n for n in pod_nodes(workflow) if n["templateName"] == "validate"]
     print(
         f"{workflow['metadata']['name']}: {workflow['status']['phase']}; validate attempts {[exit_code(n) for n in validate]}"
@@ -184,7 +226,8 @@ def test_3_an_mlflow_outage_during_training_is_retried_on_75_and_registers_once(
     config_text: str,
     mlflow: Any,
     api: client.ApiClient,
-    monitored: str,  # the outage must not meet the workflows submitted early: they have ended
+    monitored: str,
+    early_ended: Early,  # the outage must not meet the workflows submitted early
 ) -> None:
     model = f"e2e-outage-{int(time.time())}"
     core = client.CoreV1Api(api)
@@ -301,9 +344,9 @@ def triggered_by(argo: Argo, workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def monitored(argo: Argo, early: dict[str, str]) -> str:
+def monitored(argo: Argo, early: Early) -> str:
     """A model of its own for the monitor, its champion trained on the customers' distribution."""
-    assert argo.wait(early["monitored"])["status"]["phase"] == "Succeeded"
+    assert argo.wait(early.monitored)["status"]["phase"] == "Succeeded"
     return MONITORED
 
 
@@ -355,17 +398,10 @@ def test_5_the_rollback_template_moves_champion_back(two_champions: Any, argo: A
 
 
 def test_6_concurrent_trainings_of_one_model_promote_one_at_a_time(
-    argo: Argo, datasets: dict[str, str], mlflow: Any
+    early: Early, argo: Argo, mlflow: Any
 ) -> None:
-    model = f"e2e-concurrent-{int(time.time())}"
-    # One names the model as a parameter, the other only in its config: the same lock either way.
-    by_param = argo.submit(
-        TRAINING, dataset=datasets["customers"], label=LABEL, config=yaml.safe_dump(CONFIG), model_name=model
-    )
-    by_config = argo.submit(
-        TRAINING, dataset=datasets["customers"], config=yaml.safe_dump(CONFIG | {"model_name": model})
-    )
-    workflows = [argo.wait(by_param), argo.wait(by_config)]
+    model = early.concurrent_model
+    workflows = [argo.wait(name) for name in early.concurrent]
     spans = []
     for workflow in workflows:
         assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
@@ -433,21 +469,13 @@ def upload_parquet(bucket: Minio, prefix: str, rows: Any, tmp: Path) -> dict[str
 
 
 def test_8_parquet_a_file_and_a_partitioned_directory_in_minio_train_through_argo(
-    argo: Argo, bucket: Minio, config_text: str, mlflow: Any, tmp_path: Path
+    early: Early, argo: Argo, mlflow: Any
 ) -> None:
-    from conftest import make_customers
-
-    uris = upload_parquet(
-        bucket, f"e2e-parquet-{int(time.time())}", make_customers(rows=600, seed=3), tmp_path
-    )
-    models = {form: f"{MODEL}-{form}" for form in uris}
-    names = {form: argo.submit(TRAINING, dataset=uri, label=LABEL, config=config_text, model_name=models[form])
-             for form, uri in uris.items()}  # fmt: skip
-    for form, name in names.items():
+    for form, (uri, model, name) in early.parquet.items():
         workflow = argo.wait(name)
-        print(f"{name}: Parquet {form} {uris[form]}: {workflow['status']['phase']}")
+        print(f"{name}: Parquet {form} {uri}: {workflow['status']['phase']}")
         assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
-        assert champion(mlflow, models[form]).tags[f"{TAG}dataset"] == uris[form]
+        assert champion(mlflow, model).tags[f"{TAG}dataset"] == uri
 
 
 def modelyard_from_host(*args: str, tracking_uri: str, cwd: Path) -> subprocess.CompletedProcess[str]:

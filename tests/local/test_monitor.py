@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_customers, modelyard, store_client
+from conftest import copy_project, make_customers, modelyard, store_client
 from webhook_server import Webhook, webhook_server
 
 from modelyard.contract.config import MonitorThresholds
@@ -184,15 +184,22 @@ def first_run(root: Path, training: pd.DataFrame, hook: Webhook) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, training: pd.DataFrame, hook: Webhook) -> Path:
+def trained(tmp_path_factory: pytest.TempPathFactory, training: pd.DataFrame, hook: Webhook) -> Path:
+    """After its first run, left as it is: the tests get copies."""
+    return first_run(tmp_path_factory.mktemp("trained"), training, hook)
+
+
+@pytest.fixture(scope="module")
+def project(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shared by the tests that monitor without retraining: v1 stays the champion."""
-    return first_run(tmp_path_factory.mktemp("monitor"), training, hook)
+    return copy_project(trained, tmp_path_factory.mktemp("monitor"))
 
 
 @pytest.fixture
-def own_project(tmp_path: Path, training: pd.DataFrame, hook: Webhook) -> Path:
+def own_project(trained: Path, tmp_path: Path, hook: Webhook) -> Path:
     """For one test that retrains: new versions, perhaps a new champion."""
-    return first_run(tmp_path, training, hook)
+    hook.received.clear()
+    return copy_project(trained, tmp_path)
 
 
 def env(hook: Webhook) -> dict[str, str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import champion_predictions, make_customers, modelyard, store_client
+from conftest import champion_predictions, copy_project, make_customers, modelyard, store_client
 
 from modelyard.backends.tracking import embedded_uri
 
@@ -29,15 +30,21 @@ def first_run(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """After its first run, shared by the tests that leave the registry as they found it."""
-    return first_run(tmp_path_factory.mktemp("project"))
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """After its first run, left as it is: the tests get copies."""
+    return first_run(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="module")
+def project(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by the tests that leave the registry as they found it."""
+    return copy_project(trained, tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture
-def own_project(tmp_path: Path) -> Path:
-    """After its first run, for one test that moves aliases or adds versions."""
-    return first_run(tmp_path)
+def own_project(trained: Path, tmp_path: Path) -> Path:
+    """For one test that moves aliases or adds versions."""
+    return copy_project(trained, tmp_path)
 
 
 def aliases(root: Path) -> dict[str, str]:
@@ -105,6 +112,15 @@ def test_registering_the_same_training_run_again_creates_no_second_version(proje
     assert json.loads(again.stdout)["version"] == registered["version"] == "1"
     assert (work_dir / "outputs" / "version").read_text() == "1"
     assert len(store_client(project).search_model_versions(f"name='{MODEL}'")) == 1
+
+
+def test_a_copied_project_serves_its_champion_from_its_own_files(trained: Path, tmp_path: Path) -> None:
+    """What the tests that change a store rely on: a copy that outlives the directory it came from."""
+    middle = copy_project(trained, tmp_path / "middle")
+    copy = copy_project(middle, tmp_path / "copy")
+    shutil.rmtree(middle)
+    rows = make_customers(5, seed=9).drop(columns=["churn"])
+    assert champion_predictions(copy, MODEL, rows) == champion_predictions(trained, MODEL, rows)
 
 
 def test_a_worse_model_is_rejected_and_the_champion_stays(own_project: Path) -> None:
