@@ -27,9 +27,11 @@ CONFIG = for_task(load_config("", {"dataset": "iris"}), "classification").model_
 def fake_train(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
     """A stand-in train step, run in the worker: records its pid, then does what its args say."""
     name = args["name"]
-    (work_dir / f"{name}.pid").write_text(str(os.getpid()))
     if args.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    (work_dir / f"{name}.pid").write_text(str(os.getpid()))
+    for other in args.get("after", []):  # an order, not a delay: on a busy machine a worker starts late
+        wait_for_pid(work_dir, other)
     time.sleep(args.get("seconds", 0))
     match args.get("fail"):
         case "bad":
@@ -42,6 +44,14 @@ def fake_train(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
             raise Interrupted(signal.SIGTERM)
     result = CandidateResult(name=name, run_id="0" * 32, score=args["score"], gap=0.0, overfit=False)
     return TrainOutputs(result=dump(result))
+
+
+def wait_for_pid(work_dir: Path, name: str) -> None:
+    """Until candidate `name` is running in its worker (it has written its pid)."""
+    deadline = time.monotonic() + 60
+    while not (work_dir / f"{name}.pid").exists():
+        assert time.monotonic() < deadline, f"{name} never started"
+        time.sleep(0.01)
 
 
 def calls(*specs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -99,7 +109,7 @@ def test_a_failed_candidate_stops_the_running_ones_and_cancels_the_queued(tmp_pa
         runner.run(
             calls(
                 {"name": "slow", "seconds": 60},
-                {"name": "bad", "seconds": 0.5, "fail": "bad"},
+                {"name": "bad", "after": ["slow"], "fail": "bad"},
                 {"name": "queued"},
             ),
             workers=2,
@@ -118,7 +128,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path)
         runner.run(
             calls(
                 {"name": "stubborn", "seconds": 60, "ignore_sigterm": True},
-                {"name": "bad", "seconds": 1, "fail": "bad"},
+                {"name": "bad", "after": ["stubborn"], "fail": "bad"},
             ),
             workers=2,
         )
@@ -142,21 +152,26 @@ def test_a_stop_signal_cancels_queued_and_stops_running_candidates(tmp_path: Pat
     """A real SIGTERM to this process while it waits for its workers, as `docker stop` sends it."""
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     stop_signals_raise()
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    sent: list[float] = []
+
+    def stop_once_both_run() -> None:
+        for name in ("a", "b"):
+            wait_for_pid(tmp_path, name)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)
+
     runner, lines = fan_out(tmp_path)
     try:
-        timer.start()
-        started = time.monotonic()
+        threading.Thread(target=stop_once_both_run, daemon=True).start()
         with pytest.raises(Interrupted) as stopped:
             runner.run(
                 calls({"name": "a", "seconds": 60}, {"name": "b", "seconds": 60}, {"name": "c"}), workers=2
             )
     finally:
-        timer.cancel()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     assert stopped.value.exit_code == 143
-    assert time.monotonic() - started < 1.0 + STOP_GRACE + 3
+    assert time.monotonic() - sent[0] < STOP_GRACE + 3
     assert not alive(tmp_path, "a") and not alive(tmp_path, "b")
     assert not (tmp_path / "c.pid").exists()
     assert lines[-3:] == ["train: cancelled 1 queued", "train: stopped 1 a", "train: stopped 2 b"]
@@ -165,7 +180,12 @@ def test_a_stop_signal_cancels_queued_and_stops_running_candidates(tmp_path: Pat
 def test_a_step_stopped_from_outside_stops_the_fan_out_as_a_signal_would(tmp_path: Path) -> None:
     runner, _ = fan_out(tmp_path)
     with pytest.raises(Interrupted) as stopped:
-        runner.run(calls({"name": "other", "seconds": 60}, {"name": "killed", "fail": "stopped"}), workers=2)
+        runner.run(
+            calls(
+                {"name": "other", "seconds": 60}, {"name": "killed", "after": ["other"], "fail": "stopped"}
+            ),
+            workers=2,
+        )
     assert stopped.value.exit_code == 143
     assert not alive(tmp_path, "other")
 
