@@ -10,10 +10,13 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# --compile-bytecode: uv writes no byte-code by default, and where PYTHONDONTWRITEBYTECODE=1 is set
+# (as on this project's machines) every process then compiles mlflow, pandas and scikit-learn from
+# source again: a step's imports took 5.9 s instead of 2.7, the CLI's 1.7 s instead of 0.7.
 $(BIN)/modelyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
 	@touch $@
 
 demo: $(BIN)/modelyard ## Run the whole pipeline on iris with the embedded MLflow store (.modelyard/)

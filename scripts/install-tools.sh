@@ -59,7 +59,7 @@ pip_install() {
   local dir="$1"
   shift
   if [[ -n "${UV_BIN}" ]]; then
-    "${UV_BIN}" pip install --quiet --python "${dir}/bin/python" "$@"
+    "${UV_BIN}" pip install --quiet --compile-bytecode --python "${dir}/bin/python" "$@"
   else
     "${dir}/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
   fi
