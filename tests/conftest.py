@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -40,6 +41,16 @@ def make_customers(rows: int = 600, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"age": age, "income": income, "plan": plan, "region": region, "churn": churn})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def openmp_safe_to_fork() -> Iterator[None]:
+    """Tests run pipelines in their own process, whose runner forks candidate workers, after other
+    tests predicted in it: the process keeps OpenMP to one thread, as the CLI's does."""
+    from modelyard.runner.local import forking_parent
+
+    with forking_parent():
+        yield
+
+
 @pytest.fixture
 def customers_csv(tmp_path: Path) -> Path:
     path = tmp_path / "customers.csv"
@@ -58,7 +69,9 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return uri
 
 
-def modelyard(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def modelyard(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a fresh process, as a user or a container would."""
     return subprocess.run(
         [*MODELYARD, *args],
@@ -66,7 +79,7 @@ def modelyard(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 

@@ -312,12 +312,14 @@ def rollback(tracking_uri: str | None, **params: Any) -> None:
 def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: Any) -> None:
     """Check a batch of recent data for drift and the champion for decay; exit 0 whatever the verdict."""
     from modelyard.backends.tracking import configure, writable_dir
+    from modelyard.runner.local import forking_parent
     from modelyard.steps.monitor import check
 
     if retrain:
         writable_dir(work_dir)
     uri = configure(tracking_uri)
-    outputs, table = check(parse_params(MonitorParams, params))
+    with forking_parent():  # it predicts with the champion here, then forks the retraining's workers
+        outputs, table = check(parse_params(MonitorParams, params))
     click.echo(table)
     click.echo(f"verdict: {outputs.verdict}  (MLflow run {outputs.run_id})")
     if retrain and outputs.verdict == RETRAIN:

@@ -11,7 +11,8 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection, wait
@@ -64,6 +65,18 @@ def run_in_process(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel
     return spec.run(spec.params(**args), work_dir)
 
 
+@contextmanager
+def forking_parent() -> Iterator[None]:
+    """OpenMP on one thread in a process that forks candidate workers. GNU OpenMP (scikit-learn's)
+    hangs in a child forked after its parent ran a parallel region on more than one thread: the
+    monitor's prediction with a histogram boosting champion froze the retraining's first binning.
+    Each worker sets its own share of the cores (_work)."""
+    import sklearn.ensemble  # noqa: F401  loads scikit-learn's OpenMP, so the limit reaches it
+
+    with threadpool_limits(1, user_api="openmp"):
+        yield
+
+
 def run_pipeline(
     inputs: dict[str, Any],
     work_root: Path,
@@ -81,13 +94,14 @@ def run_pipeline(
     status: RunStatus = "Succeeded"
     message = ""
     try:
-        for number, task in enumerate(TRAINING, 1):
-            echo(f"[{number}/{len(TRAINING)}] {task.name}: {task.step.help}")
-            started = time.perf_counter()
-            run.outputs[task.name] = _run_task(task, inputs, run, execute, parallel, echo)
-            _keep_outputs(task.name, run)
-            run.timings[task.name] = time.perf_counter() - started
-            echo(f"      {task.name} done in {run.timings[task.name]:.1f}s")
+        with forking_parent():
+            for number, task in enumerate(TRAINING, 1):
+                echo(f"[{number}/{len(TRAINING)}] {task.name}: {task.step.help}")
+                started = time.perf_counter()
+                run.outputs[task.name] = _run_task(task, inputs, run, execute, parallel, echo)
+                _keep_outputs(task.name, run)
+                run.timings[task.name] = time.perf_counter() - started
+                echo(f"      {task.name} done in {run.timings[task.name]:.1f}s")
     except Interrupted as exc:
         status, message = "Stopped", f"{task.name} {exc}"
         echo(f"      {task.name} STOPPED ({exc})")

@@ -319,3 +319,29 @@ def test_retrain_runs_the_pipeline_on_the_batch_only_when_the_verdict_says_so(
     assert newest.tags["modelyard.dataset"] == "older.csv"
     assert "retraining" in done.stderr and "registered" in done.stdout
     assert hook.texts()[0].startswith(f"modelyard: {MODEL} v1: monitoring says RETRAIN")
+
+
+def test_retrain_after_predicting_with_a_histogram_boosting_champion_trains_on_every_core(
+    tmp_path: Path,
+) -> None:
+    """The monitor predicts with the champion in the CLI's own process, then forks the retraining's
+    candidate workers; a lone candidate gets every core. GNU OpenMP (scikit-learn's) hung in such a
+    worker when the prediction had run on more than one thread (runner.local.forking_parent)."""
+    make_customers(1500, seed=0).to_csv(tmp_path / "customers.csv", index=False)
+    make_customers(600, seed=5).assign(age=lambda f: f.age + 12).to_csv(tmp_path / "older.csv", index=False)
+    (tmp_path / "pipeline.yaml").write_text(
+        "label: churn\n"
+        "search_space: {hist_gradient_boosting: {max_iter: [30]}}\n"
+        "thresholds: {min_accuracy: 0.5, min_f1_macro: 0.5, min_roc_auc: 0.5}\n"
+    )
+    model = ("--model-name", "boosted")
+    trained = modelyard(
+        "run", "--config", "pipeline.yaml", "--dataset", "customers.csv", *model, cwd=tmp_path
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "train: started 1/1 hist_gradient_boosting" in trained.stderr
+    # A hang is a timeout here; the run itself takes about 15 s.
+    done = modelyard("monitor", *model, "--dataset", "older.csv", "--retrain", cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "verdict: retrain" in done.stdout and "retraining boosted on older.csv" in done.stderr
+    assert "train: finished 1/1 hist_gradient_boosting" in done.stderr
