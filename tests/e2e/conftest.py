@@ -35,6 +35,9 @@ CONFIG: Final = {
         "random_forest": {"n_estimators": [40], "max_depth": [4]},
     },
 }
+# For the scenarios about something other than the search (the promotion lock, Parquet, the Argo
+# Server, the monitor's retraining): one candidate, one train pod, on a cluster whose CPU is the limit.
+ONE_CANDIDATE: Final = {"label": LABEL, "search_space": {"logistic_regression": {"C": [1.0]}}}
 
 pytestmark = pytest.mark.e2e
 

@@ -28,6 +28,7 @@ from e2e.conftest import (
     CONFIG,
     LABEL,
     NAMESPACE,
+    ONE_CANDIDATE,
     REPORT,
     Release,
     alerts,
@@ -108,19 +109,20 @@ def early(
 
     model = f"e2e-concurrent-{int(time.time())}"
     # One names the model as a parameter, the other only in its config: the same lock either way.
-    by_param = submit_training(argo, datasets["customers"], yaml.safe_dump(CONFIG), model)
+    one_candidate = yaml.safe_dump(ONE_CANDIDATE)
+    by_param = submit_training(argo, datasets["customers"], one_candidate, model)
     by_config = argo.submit(
-        TRAINING, dataset=datasets["customers"], config=yaml.safe_dump(CONFIG | {"model_name": model})
+        TRAINING, dataset=datasets["customers"], config=yaml.safe_dump(ONE_CANDIDATE | {"model_name": model})
     )
     rows = make_customers(rows=600, seed=3)
     uris = upload_parquet(bucket, f"e2e-parquet-{int(time.time())}", rows, tmp_path_factory.mktemp("parquet"))
     parquet = {
-        form: (uri, f"{MODEL}-{form}", submit_training(argo, uri, config_text, f"{MODEL}-{form}"))
+        form: (uri, f"{MODEL}-{form}", submit_training(argo, uri, one_candidate, f"{MODEL}-{form}"))
         for form, uri in uris.items()
     }
     return Early(
         bad=submit_training(argo, datasets["bad"], config_text, max_null_fraction="0.1"),
-        monitored=submit_training(argo, datasets["customers"], config_text, MONITORED),
+        monitored=submit_training(argo, datasets["customers"], one_candidate, MONITORED),
         concurrent_model=model,
         concurrent=(by_param, by_config),
         parquet=parquet,
@@ -383,7 +385,7 @@ def test_4b_the_monitor_cron_submits_nothing_on_a_fresh_batch_and_retrains_on_a_
         LABEL,
         datasets["drifted"],
     )
-    assert config["search_space"] == CONFIG["search_space"]
+    assert config["search_space"] == ONE_CANDIDATE["search_space"]
 
 
 def test_5_the_rollback_template_moves_champion_back(two_champions: Any, argo: Argo, mlflow: Any) -> None:
@@ -440,7 +442,7 @@ def test_7_modelyard_submit_trains_through_the_argo_server(
 ) -> None:
     forward = PortForward(ARGO_NAMESPACE, *argo_server(api))
     config = tmp_path / "pipeline.yaml"
-    config.write_text(config_text)
+    config.write_text(yaml.safe_dump(ONE_CANDIDATE))
     try:
         server = forward.ensure()
         out = sh(

@@ -253,10 +253,9 @@ search_space:
 """
 
 
-@pytest.fixture
-def tracking_uri(tmp_path: Path) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # Create the schema once, so the parallel train pods do not race in migrations.
+def migrated_store(directory: Path) -> str:
+    """An MLflow store whose schema exists, so the parallel train pods do not race in migrations."""
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
     subprocess.run(
         [
             sys.executable,
@@ -267,6 +266,28 @@ def tracking_uri(tmp_path: Path) -> str:
         capture_output=True,
     )
     return uri
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    return migrated_store(tmp_path)
+
+
+@dataclass
+class EmulatedTraining:
+    emulator: Emulator
+    status: str
+    tracking_uri: str
+    model: str
+
+
+@pytest.fixture(scope="module")
+def emulated_training(tmp_path_factory: pytest.TempPathFactory) -> EmulatedTraining:
+    """One emulated training run, shared: test_one_... checks it, the monitor test monitors its champion."""
+    root = tmp_path_factory.mktemp("emulated-training")
+    uri = migrated_store(root)
+    emulator, status = emulate_training(root / "pods", uri, "emulated-model")
+    return EmulatedTraining(emulator, status, uri, "emulated-model")
 
 
 def emulate(doc: dict[str, Any], root: Path, params: dict[str, str]) -> tuple[Emulator, str]:
@@ -290,16 +311,16 @@ def emulate_training(root: Path, tracking_uri: str, model_name: str) -> tuple[Em
     return emulate(doc, root, params)
 
 
-def test_one_emulated_argo_run_registers_a_champion(tmp_path: Path, tracking_uri: str) -> None:
+def test_one_emulated_argo_run_registers_a_champion(emulated_training: EmulatedTraining) -> None:
     from mlflow import MlflowClient
 
-    emulator, status = emulate_training(tmp_path / "pods", tracking_uri, "emulated-model")
-    assert status == "Succeeded"
+    emulator, tracking_uri = emulated_training.emulator, emulated_training.tracking_uri
+    assert emulated_training.status == "Succeeded"
 
     outputs = {k.rsplit(".", 1)[-1]: v for k, v in emulator.globals.items() if ".outputs." in k}
     assert {"decision", "version", "note", "run-url", "run-id"} <= set(outputs)
     client = MlflowClient(tracking_uri)
-    champion = client.get_model_version_by_alias("emulated-model", "champion")
+    champion = client.get_model_version_by_alias(emulated_training.model, "champion")
     assert str(champion.version) == outputs["version"]
     assert outputs["note"] == client.get_run(outputs["run-id"]).data.tags["modelyard.note"] != ""
     assert client.get_run(outputs["run-id"]).info.status == "FINISHED"
@@ -335,13 +356,12 @@ def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(
 
 
 def test_an_emulated_monitor_run_submits_modelyard_train_with_a_drifted_batch_only(
-    tmp_path: Path, tracking_uri: str
+    tmp_path: Path, emulated_training: EmulatedTraining
 ) -> None:
     from modelyard.ml.datasets import load_dataset
 
-    model = "monitored-model"
-    _, status = emulate_training(tmp_path / "train", tracking_uri, model)
-    assert status == "Succeeded", "the monitor needs a champion"
+    model, tracking_uri = emulated_training.model, emulated_training.tracking_uri
+    assert emulated_training.status == "Succeeded", "the monitor needs a champion"
     cron = yaml.safe_load((MANIFEST_DIR / "monitor-cron.yaml").read_text())
     assert cron["kind"] == "CronWorkflow"
     workflow = {"spec": cron["spec"]["workflowSpec"]}  # what the controller runs on schedule
