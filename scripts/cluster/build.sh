@@ -3,7 +3,8 @@
 # into .cluster/bin (CNI plugins into .cluster/bin/cni).
 #
 # One `go build` of scripts/cluster/go.mod builds Kubernetes, kubeadm, etcd, Argo Workflows,
-# CoreDNS and the CNI plugins on one shared dependency graph; local-path-provisioner (whose
+# CoreDNS (coredns/main.go: only the plugins our Corefile uses) and the CNI plugins on one shared
+# dependency graph; local-path-provisioner (whose
 # graph conflicts with it) is a second `go install`, the pause binary a static gcc build of
 # Kubernetes' own pause.c. Cached: while versions.env, go.mod, go.sum, this script and the Go
 # version are unchanged, nothing is rebuilt.
@@ -87,7 +88,7 @@ version_ldflags() {
 
 build_go_tools() {
     log "go build: Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, Argo ${ARGO_WORKFLOWS_VERSION}, CoreDNS ${COREDNS_VERSION}, CNI plugins ${CNI_PLUGINS_VERSION}"
-    (cd "${CLUSTER_SCRIPTS}" && go build -trimpath -ldflags "$(version_ldflags)" -o "${BIN_DIR}/" tool)
+    (cd "${CLUSTER_SCRIPTS}" && go build -trimpath -ldflags "$(version_ldflags)" -o "${BIN_DIR}/" tool ./coredns)
     mv "${BIN_DIR}/server" "${BIN_DIR}/etcd" # go.etcd.io/etcd/server/v3
     mkdir -p "${CNI_BIN_DIR}"
     local plugin
@@ -111,7 +112,7 @@ build_pause() {
 }
 
 inputs_hash() {
-    { cat "${CLUSTER_SCRIPTS}"/{versions.env,go.mod,go.sum} "$0"; go env GOVERSION; } | sha256sum | cut -c1-16
+    { cat "${CLUSTER_SCRIPTS}"/{versions.env,go.mod,go.sum,coredns/main.go} "$0"; go env GOVERSION; } | sha256sum | cut -c1-16
 }
 
 up_to_date() {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -132,6 +133,36 @@ def test_a_pod_resolves_the_api_service_and_reaches_another_pod_by_service_name(
     assert done.status.phase == "Succeeded"
     assert "kubernetes.default.svc.cluster.local 10.96.0.1" in log  # the API Service's ClusterIP
     assert "served-by-web" in log
+
+
+def corefile_directives() -> set[str]:
+    """The plugins the Corefile of addons/coredns.yaml names: the first word of each line directly
+    inside a server block."""
+    text = (REPO / "scripts" / "cluster" / "addons" / "coredns.yaml").read_text()
+    manifests = yaml.safe_load_all(re.sub(r"@[A-Z_]+@", "filled-by-up.sh", text))
+    (corefile,) = [m["data"]["Corefile"] for m in manifests if m and m["kind"] == "ConfigMap"]
+    directives, depth = set(), 0
+    for line in corefile.splitlines():
+        words = line.split()
+        if depth == 1 and words and words[0] != "}":
+            directives.add(words[0])
+        depth += line.count("{") - line.count("}")
+    return directives
+
+
+def test_coredns_is_the_pinned_release_with_every_plugin_its_corefile_names() -> None:
+    """CoreDNS is built with only these plugins (scripts/cluster/coredns/main.go); one the Corefile
+    names but the binary lacks would stop DNS at the next change of either."""
+    coredns = str(kube.CLUSTER_DIR / "bin" / "coredns")
+    version = subprocess.run([coredns, "-version"], capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run([coredns, "-plugins"], capture_output=True, text=True, check=True).stdout
+    registered = {line.strip().removeprefix("dns.") for line in listed.splitlines() if line.strip()}
+    print(version.strip(), "; plugins:", sorted(registered))
+    assert f"CoreDNS-{pinned()['COREDNS_VERSION'].lstrip('v')}" in version
+    plugins = {"errors", "health", "ready", "kubernetes", "prometheus", "cache", "reload", "loadbalance"}
+    assert corefile_directives() == plugins  # the parser reads the Corefile whole
+    assert corefile_directives() <= registered
+    assert "route53" not in registered  # the cloud providers are left out
 
 
 def test_a_claim_on_the_default_storage_class_binds_and_keeps_data(
