@@ -225,7 +225,6 @@ def test_2_bad_data_fails_at_validate_with_exit_2_unretried_and_the_run_closes_f
 def test_3_an_mlflow_outage_during_training_is_retried_on_75_and_registers_once(
     argo: Argo,
     datasets: dict[str, str],
-    config_text: str,
     mlflow: Any,
     api: client.ApiClient,
     monitored: str,
@@ -233,8 +232,9 @@ def test_3_an_mlflow_outage_during_training_is_retried_on_75_and_registers_once(
 ) -> None:
     model = f"e2e-outage-{int(time.time())}"
     core = client.CoreV1Api(api)
+    one_candidate = yaml.safe_dump(ONE_CANDIDATE)
     name = argo.submit(
-        TRAINING, dataset=datasets["customers"], label=LABEL, config=config_text, model_name=model
+        TRAINING, dataset=datasets["customers"], label=LABEL, config=one_candidate, model_name=model
     )
 
     def running(step: str) -> bool:
