@@ -22,9 +22,9 @@ rm -f "$site"/pyarrow/libarrow_flight.so* "$site"/pyarrow/libarrow_python_flight
     "$site"/pyarrow/_flight.*.so "$site"/pyarrow/libarrow_s3.so* "$site"/pyarrow/_s3fs.*.so \
     "$site"/pyarrow/_pyarrow_cpp_tests.*.so
 
-# Byte-code only for what a step imports (all of it would be ~115 MB; the Dockerfile's pip writes
-# none), compiled by importing it. The root filesystem is read-only at run time, so missing .pyc
-# cost start time, not correctness.
+# Byte-code only for what a step or `modelyard serve` imports (all of it would be ~115 MB; the
+# Dockerfile's pip writes none), compiled by importing it. The root filesystem is read-only at run
+# time, so missing .pyc cost start time, not correctness.
 find "$venv" -depth -type d -name __pycache__ -exec rm -rf {} +
 "$venv/bin/python" - <<'PY'
 import importlib, importlib.util
@@ -37,6 +37,7 @@ for name in [
     "pandas", "pyarrow.parquet", "pyarrow.dataset", "skops.io", "minio", "pydantic", "yaml",
     "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
     "sklearn.pipeline", "sklearn.preprocessing",
+    "mlflow.pyfunc.scoring_server", "uvicorn", "modelyard.serving.app",
 ]:
     if importlib.util.find_spec(name.split(".")[0]) and (
         "." not in name or importlib.util.find_spec(name)

@@ -11,12 +11,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from modelyard.contract.records import REFERENCE_PROFILE, DataProfile, Tags, read_record
+from modelyard.contract.records import CHAMPION, REFERENCE_PROFILE, DataProfile, Tags, read_record
 from modelyard.core.errors import BadInputError, TransientError
 from modelyard.core.transient import failed_address, unreachable
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 def _missing(exc: MlflowException) -> bool:
@@ -30,6 +27,33 @@ def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None
         if _missing(exc):
             return None
         raise
+
+
+def existing_version(client: MlflowClient, name: str, version: str | None, alias: str) -> ModelVersion:
+    """The given version of a registered model, else (version empty or None) the one the alias
+    points at. A model, version or alias that does not exist is the caller's input error (exit 2);
+    a server that cannot be reached raises as it is (the CLI exits 75)."""
+    try:
+        return (
+            client.get_model_version(name, version)
+            if version
+            else client.get_model_version_by_alias(name, alias)
+        )
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if _missing(exc):
+            raise BadInputError(
+                f"model {name!r} is not registered: train one first (modelyard run --model-name {name})"
+            ) from exc
+        raise
+    if version:
+        raise BadInputError(f"model {name!r} has no version {version}")
+    aliases = ", ".join(f"{a} (v{v})" for a, v in sorted(model.aliases.items())) or "none"
+    raise BadInputError(f"model {name!r} has no alias {alias!r} (its aliases: {aliases})")
 
 
 def reference_profile(client: MlflowClient, name: str) -> DataProfile | None:

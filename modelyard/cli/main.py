@@ -17,6 +17,8 @@ from pydantic import BaseModel
 
 from modelyard import __version__
 from modelyard.cli.argo import compile_command, submit_command
+from modelyard.cli.options import tracking_option
+from modelyard.cli.serve import serve
 from modelyard.contract import (
     OUTPUTS_DIR,
     STEPS,
@@ -30,7 +32,6 @@ from modelyard.contract import (
 )
 from modelyard.contract.records import PROMOTE, RETRAIN
 from modelyard.core.errors import BadInputError, ExitCode, ModelyardError, RejectedError
-from modelyard.core.settings import ENV_TRACKING_URI
 from modelyard.core.signals import Interrupted, stop_signals_raise
 from modelyard.core.transient import is_transient, transient_message
 from modelyard.runner.retention import DEFAULT_KEEP, ENV_KEEP_RUNS
@@ -122,11 +123,6 @@ runs_dir_option = click.option(
     default=Path(".modelyard/runs"),
     show_default=True,
     help="Where local pipeline runs keep their step artifacts.",
-)
-tracking_option = click.option(
-    "--tracking-uri",
-    envvar=ENV_TRACKING_URI,
-    help="MLflow tracking server or store [default: embedded SQLite under .modelyard/]",
 )
 
 
@@ -336,6 +332,7 @@ def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: A
 
 main.add_command(compile_command)
 main.add_command(submit_command)
+main.add_command(serve)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from modelyard.backends.registry import CHALLENGER, CHAMPION
 from modelyard.backends.tracking import embedded_db, experiment_url, ui_command
 from modelyard.contract import EVALUATION, SPLITS, StepName
-from modelyard.contract.records import EVALUATION_FILE, SPLIT_FILE, Evaluation, SplitSummary, read_record
+from modelyard.contract.records import (
+    CHALLENGER,
+    CHAMPION,
+    EVALUATION_FILE,
+    SPLIT_FILE,
+    Evaluation,
+    SplitSummary,
+    read_record,
+)
 from modelyard.runner.local import PipelineRun
 
 

@@ -34,6 +34,10 @@ RunStatus = Literal["Succeeded", "Failed", "Error", "Stopped"]
 Level = Literal["ok", "warn", "alert"]  # one column's or one metric's drift or decay
 Severity = Literal["error", "warning"]
 Method = Literal["ks", "chi2", "wasserstein", "psi"]
+# The registry aliases modelyard moves: register points challenger at each new version, promote and
+# rollback move champion (`modelyard.backends.registry`); `modelyard serve` serves champion by default.
+CHAMPION: Final = "champion"
+CHALLENGER: Final = "challenger"
 
 # Files inside the artifacts (contract.SPLITS, VALIDATION, EVALUATION).
 PARTS: Final = ("train", "validation", "test")

@@ -10,11 +10,12 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Metric, RunTag
 
-from modelyard.backends.registry import CHAMPION, by_alias, reference_profile
+from modelyard.backends.registry import by_alias, reference_profile
 from modelyard.backends.tracking import child_run
 from modelyard.contract import EVALUATION, SPLITS, EvaluateOutputs, EvaluateParams, StepName
 from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import (
+    CHAMPION,
     EVALUATION_FILE,
     GAP_METRIC,
     PROMOTE,

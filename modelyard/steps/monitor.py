@@ -14,11 +14,12 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from modelyard.backends import alerts
-from modelyard.backends.registry import CHAMPION, by_alias, reference_profile
+from modelyard.backends.registry import by_alias, reference_profile
 from modelyard.backends.tracking import experiment_id, lineage_tags, metric_key
 from modelyard.contract import MonitorOutputs, MonitorParams, StepName
 from modelyard.contract.config import MonitorThresholds, load_config
 from modelyard.contract.records import (
+    CHAMPION,
     CONFIG_FILE,
     MONITORING,
     OK,

@@ -14,8 +14,6 @@ from sklearn.pipeline import Pipeline
 
 from modelyard.backends import alerts
 from modelyard.backends.registry import (
-    CHALLENGER,
-    CHAMPION,
     by_alias,
     promote,
     set_alias,
@@ -26,6 +24,8 @@ from modelyard.backends.tracking import file_lock, lineage_tags, lock_path
 from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
 from modelyard.contract.config import PipelineConfig, task_of
 from modelyard.contract.records import (
+    CHALLENGER,
+    CHAMPION,
     EVALUATION_FILE,
     PROFILE_FILE,
     PROMOTE,

@@ -10,7 +10,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from modelyard.backends.registry import CHAMPION, by_alias, set_alias
+from modelyard.backends.registry import by_alias, set_alias
+from modelyard.contract.records import CHAMPION
 
 
 def test_the_artifact_repository_registry_deletes_a_candidates_files(tmp_path: Path) -> None:

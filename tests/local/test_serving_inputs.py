@@ -1,6 +1,7 @@
 """What a registered champion accepts as raw rows: a missing value in any feature (an integer one
 included) is imputed, through MLflow's pyfunc and through the real scoring server alike, which still
-refuses a request that lacks a column."""
+refuses a request that lacks a column. `modelyard serve` runs that server for one version, named in
+a header of every answer, and refuses a version or alias that does not exist before it starts."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import champion_predictions, make_customers, modelyard
+from conftest import MODELYARD, champion_predictions, make_customers, modelyard, store_client
 
 from modelyard.backends.tracking import embedded_uri
+from modelyard.contract.serving import MODEL_VERSION_HEADER
 
 MODEL = "visits"
 ONE_CANDIDATE = "search_space: {logistic_regression: {C: [1.0]}}\n"
@@ -57,14 +60,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def post(url: str, records: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+def exchange(url: str, records: list[dict[str, Any]]) -> tuple[int, Message, dict[str, Any]]:
+    """POST rows to a scoring server: the status, the headers and the JSON answer."""
     body = json.dumps({"dataframe_records": records}).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+            return response.status, response.headers, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        return error.code, error.headers, json.loads(error.read())
+
+
+def post(url: str, records: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    status, _, answer = exchange(url, records)
+    return status, answer
 
 
 def wait_until_up(url: str, server: subprocess.Popen[bytes]) -> None:
@@ -106,9 +115,86 @@ def test_the_scoring_server_imputes_a_missing_integer_and_refuses_a_missing_colu
         assert status == 400, answer
         assert "missing inputs ['visits']" in str(answer["message"]), answer
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
+
+
+def stop(server: subprocess.Popen[bytes]) -> int:
+    """SIGTERM to the server's process group; its exit status (SIGKILL after 30 s)."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        return server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        return server.wait()
+
+
+def test_modelyard_serve_answers_with_the_champion_and_names_its_version(
+    project: Path, tmp_path: Path
+) -> None:
+    champion = str(store_client(project).get_model_version_by_alias(MODEL, "champion").version)
+    frame = make_customers(40, seed=7).drop(columns="churn")
+    frame["visits"] = np.random.default_rng(7).integers(0, 30, len(frame))
+    # Numbers missing (incomes, visits), no category: the server hands the model a JSON null in a
+    # text column as None, which scikit-learn's imputer does not count as missing (the one-hot
+    # encoder takes it for an unseen category), while champion_predictions' frame holds NaN there.
+    frame["region"] = frame["region"].fillna("eu")
+    rows = json.loads(frame.to_json(orient="records"))
+    for row in rows[::5]:
+        row["visits"] = None
+    port = free_port()
+    env = os.environ | {"MLFLOW_TRACKING_URI": embedded_uri(project / ".modelyard")}
+    # As the chart's pod runs it: the version from the pod template, empty meaning "the alias's".
+    serve = ["serve", "--model-name", MODEL, "--version=", "--alias", "champion", "--port", str(port)]
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [*MODELYARD, *serve],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/ping", server)
+        status, headers, answer = exchange(f"{base}/invocations", rows)
+        assert status == 200, answer
+        assert answer["predictions"] == champion_predictions(project, MODEL, pd.DataFrame(rows))
+        assert headers[MODEL_VERSION_HEADER] == champion
+        status, headers, answer = exchange(f"{base}/invocations", [ROW])  # no `visits` column
+        assert status == 400, answer
+        assert "missing inputs ['visits']" in str(answer["message"]), answer
+        assert headers[MODEL_VERSION_HEADER] == champion
+    finally:
+        code = stop(server)
+    said = (tmp_path / "server.log").read_text()
+    assert f"serving {MODEL} v{champion} (@champion) on http://127.0.0.1:{port}" in said, said
+    assert code == 0, said  # a server stopped by SIGTERM, once it has answered, did its job
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--model-name", MODEL, "--version", "99"), f"model '{MODEL}' has no version 99"),
+        (("--model-name", MODEL, "--alias", "nightly"), f"model '{MODEL}' has no alias 'nightly'"),
+        (("--model-name", "never-trained"), "model 'never-trained' is not registered"),
+    ],
+    ids=["version", "alias", "model"],
+)
+def test_modelyard_serve_refuses_what_the_registry_does_not_hold(
+    project: Path, flags: tuple[str, ...], expected: str
+) -> None:
+    env = {"MLFLOW_TRACKING_URI": embedded_uri(project / ".modelyard")}
+    done = modelyard("serve", *flags, "--port", str(free_port()), cwd=project, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"modelyard: error: {expected}" in done.stderr, done.stderr
+
+
+def test_modelyard_serve_exits_75_at_once_when_the_tracking_server_is_down(tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    done = modelyard("serve", "--model-name", MODEL, "--tracking-uri", uri, cwd=tmp_path, timeout=120)
+    seconds = time.monotonic() - started
+    assert done.returncode == 75, done.stderr
+    assert f"MLflow tracking server {uri} is unavailable" in done.stderr, done.stderr
+    assert seconds < 30, seconds

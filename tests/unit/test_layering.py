@@ -3,8 +3,9 @@
 Each layer imports only the layers below it: core (exit codes, errors, signals, settings) imports
 nothing of modelyard; the contract builds on core; backends (MLflow, alerts) and ml (datasets,
 columns, the model) on the contract; quality (profiles, drift, checks) on ml; the steps on all of
-those but never on another step. The runners and the Argo definitions read only core and the
-contract; the CLI may import anything. No module imports itself through a cycle.
+those but never on another step; serving (MLflow's scoring server for one model version) on
+backends. The runners and the Argo definitions read only core and the contract; the CLI may import
+anything. No module imports itself through a cycle.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ BELOW: Final[dict[str, set[str]]] = {
     "ml": {"core", "contract"},
     "quality": {"core", "contract", "ml"},
     "steps": {"core", "contract", "backends", "ml", "quality"},
+    "serving": {"core", "contract", "backends"},
     "runner": {"core", "contract"},
     "workflows": {"core", "contract"},
-    "cli": {"core", "contract", "backends", "ml", "quality", "steps", "runner", "workflows"},
+    "cli": {"core", "contract", "backends", "ml", "quality", "steps", "serving", "runner", "workflows"},
 }
 # Modules outside the layer directories, and the layer they belong to.
 LOOSE: Final = {

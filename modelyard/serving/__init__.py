@@ -1,0 +1,1 @@
+"""Serving a registered model version over HTTP: MLflow's scoring server, named by version."""
