@@ -37,9 +37,24 @@ SCENARIOS: Final = {
     "minimal": ["ci/minimal-values.yaml"],
     "overrides": ["ci/overrides-values.yaml"],
     "existing-secrets": ["ci/existing-secrets-values.yaml"],
+    "serving": ["ci/serving-values.yaml"],
 }
 
-POD_TEMPLATE_KINDS: Final = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+POD_TEMPLATE_KINDS: Final = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Rollout"}
+
+# Argo Workflows' kinds: Argo Rollouts' Rollout and AnalysisTemplate share their argoproj.io group.
+ARGO_WORKFLOWS_KINDS: Final = {
+    "Workflow",
+    "WorkflowTemplate",
+    "ClusterWorkflowTemplate",
+    "CronWorkflow",
+    "WorkflowEventBinding",
+    "WorkflowTaskSet",
+    "WorkflowTaskResult",
+    "WorkflowArtifactGCTask",
+}
+# API groups of the custom resources the chart renders: Argo Workflows and Argo Rollouts, Traefik.
+CUSTOM_API_GROUPS: Final = ("argoproj.io/", "traefik.io/")
 
 
 def tool(name: str) -> str:
@@ -100,7 +115,35 @@ def scenario(name: str) -> list[dict[str, Any]]:
 
 
 def is_argo(obj: dict[str, Any]) -> bool:
-    return str(obj.get("apiVersion", "")).startswith("argoproj.io/")
+    """An Argo Workflows object (checked against Argo's schema), not an Argo Rollouts one."""
+    return (
+        str(obj.get("apiVersion", "")).startswith("argoproj.io/") and obj.get("kind") in ARGO_WORKFLOWS_KINDS
+    )
+
+
+def is_custom(obj: dict[str, Any]) -> bool:
+    """A custom resource (Argo Workflows, Argo Rollouts, Traefik): kubernetes-validate has no schema for it."""
+    return str(obj.get("apiVersion", "")).startswith(CUSTOM_API_GROUPS)
+
+
+def builtin_objects(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects of built-in kinds, with each Rollout as the Deployment it stands for.
+
+    kubernetes-validate has no schema for custom resources and checkov skips them; a Rollout's
+    replicas, selector and pod template are a Deployment's, so both check them in that form.
+    """
+    builtin = []
+    for obj in objs:
+        if obj["kind"] == "Rollout" and str(obj["apiVersion"]).startswith("argoproj.io/"):
+            spec = {
+                key: obj["spec"][key] for key in ("replicas", "selector", "template") if key in obj["spec"]
+            }
+            builtin.append(
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": obj["metadata"], "spec": spec}
+            )
+        elif not is_custom(obj):
+            builtin.append(obj)
+    return builtin
 
 
 def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

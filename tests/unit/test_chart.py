@@ -18,6 +18,7 @@ from chart_helpers import (
     NAMESPACE,
     REPO_ROOT,
     SCENARIOS,
+    builtin_objects,
     containers,
     decoded_secret,
     find,
@@ -70,6 +71,18 @@ def test_helm_lint_passes_strictly_for_every_scenario(values_files):
         ),
         (["postgresql.auth.password=short"], "/postgresql/auth/password"),
         (["mlflow.s3.existingSecret=Not_A_Secret_Name"], "/mlflow/s3/existingSecret"),
+        (["serving.models[0].name=Churn_Model"], "/serving/models/0/name"),
+        (["serving.models[0].name=" + "m" * 41], "/serving/models/0/name"),
+        (["serving.canary.weights={0,25}"], "/serving/canary/weights/0"),
+        (["serving.canary.weights={5,100}"], "/serving/canary/weights/1"),
+        (
+            ["serving.enabled=true", "serving.models[0].name=churn", "serving.canary.weights={25,5}"],
+            "serving.canary.weights must increase",
+        ),
+        (
+            ["serving.enabled=true", "serving.models[0].name=churn", "fullnameOverride=" + "f" * 50],
+            "a Service name takes at most 63",
+        ),
     ],
     ids=[
         "misspelt-nested-key",
@@ -83,6 +96,12 @@ def test_helm_lint_passes_strictly_for_every_scenario(values_files):
         "postgresql-existing-secret-and-password",
         "short-password",
         "bad-secret-name",
+        "bad-model-name",
+        "long-model-name",
+        "canary-weight-0",
+        "canary-weight-100",
+        "canary-weights-decreasing",
+        "serving-names-too-long",
     ],
 )
 def test_values_schema_rejects_bad_values_with_a_clear_message(sets, message):
@@ -138,7 +157,7 @@ def _inside_documented_default(lines: list[str], index: int) -> bool:
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_every_kubernetes_object_passes_strict_validation(name, tmp_path):
-    objs = [o for o in scenario(name) if not is_argo(o)]
+    objs = builtin_objects(scenario(name))
     assert objs
     path = write_yaml(tmp_path / f"{name}.yaml", objs)
     run(
@@ -187,7 +206,7 @@ def checkov_report(tmp_path_factory):
     checkov = tool("checkov")
     out_dir = tmp_path_factory.mktemp("rendered")
     for name in SCENARIOS:
-        write_yaml(out_dir / f"{name}.yaml", [o for o in scenario(name) if not is_argo(o)])
+        write_yaml(out_dir / f"{name}.yaml", builtin_objects(scenario(name)))
     proc = run(
         [
             checkov,
@@ -285,8 +304,9 @@ def test_every_container_sets_resource_requests_and_limits(name):
                 assert {"cpu", "memory"} <= set(resources[kind]), f"{label} {container['name']} {kind}"
 
 
-def test_every_pod_has_a_writable_tmp_for_its_read_only_root_filesystem():
-    for label, spec in pod_specs(scenario("default")):
+@pytest.mark.parametrize("name", ["default", "serving"])
+def test_every_pod_has_a_writable_tmp_for_its_read_only_root_filesystem(name):
+    for label, spec in pod_specs(scenario(name)):
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for container in containers(spec):
             tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
@@ -385,7 +405,9 @@ def test_the_chart_creates_no_cluster_wide_rbac_and_no_other_service_account():
         accounts = {o["metadata"]["name"] for o in find(objs, "ServiceAccount")}
         assert accounts <= {"modelyard-workflow", "ml-pipeline", "modelyard-submitter"}, name
         for label, spec in pod_specs(objs):
-            assert "serviceAccountName" not in spec, f"{name} {label} should use no API token"
+            # Serving pods run as the pipeline's account, without its token (checked with the restricted pods).
+            expected = "modelyard-workflow" if label.startswith("Rollout/") else None
+            assert spec.get("serviceAccountName") == expected, f"{name} {label} should use no API token"
 
 
 def test_the_workflow_service_account_name_comes_from_values():
@@ -891,8 +913,9 @@ def test_only_mlflow_reaches_postgresql():
     ]
 
 
-def test_every_pod_is_selected_by_a_network_policy():
-    objs = scenario("default")
+@pytest.mark.parametrize("name", ["default", "serving"])
+def test_every_pod_is_selected_by_a_network_policy(name):
+    objs = scenario(name)
     policies = find(objs, "NetworkPolicy")
     for label, _spec in pod_specs(objs):
         owner = next(o for o in objs if f"{o['kind']}/{o['metadata']['name']}" == label)
@@ -913,6 +936,222 @@ def _selects(selector, labels):
         if expr["operator"] == "Exists" and expr["key"] not in labels:
             return False
     return True
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+SERVING_KINDS = {"Rollout", "AnalysisTemplate", "TraefikService", "Middleware", "IngressRoute"}
+SERVED_MODELS = ("churn", "iris")  # ci/serving-values.yaml
+
+
+def _serving_container(rollout):
+    (container,) = rollout["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_serving_is_off_by_default_and_renders_none_of_its_objects():
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["serving"]["enabled"] is False and values["serving"]["models"] == []
+    for name in (n for n in SCENARIOS if n != "serving"):
+        objs = scenario(name)
+        assert not [o for o in objs if o["kind"] in SERVING_KINDS], name
+        assert not [o for o in objs if o["apiVersion"].startswith("traefik.io/")], name
+        assert not [
+            o for o in objs if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "serving"
+        ], name
+
+
+def test_every_ci_values_file_is_a_rendered_scenario():
+    scenario_files = {f for files in SCENARIOS.values() for f in files}
+    # A file of no values (ci/default-values.yaml, for `helm lint`) is the "default" scenario.
+    ci_files = {f"ci/{p.name}" for p in (CHART_DIR / "ci").glob("*.yaml") if yaml.safe_load(p.read_text())}
+    assert ci_files <= scenario_files, ci_files - scenario_files
+    assert SCENARIOS["default"] == []
+
+
+@pytest.mark.parametrize("model", SERVED_MODELS)
+def test_each_served_model_gets_a_rollout_its_two_services_and_a_traefik_route(model):
+    objs = scenario("serving")
+    name = f"modelyard-serve-{model}"
+    rollout = one(objs, "Rollout", name)
+    assert rollout["apiVersion"] == "argoproj.io/v1alpha1"
+    assert rollout["spec"]["replicas"] == 2
+    selector = rollout["spec"]["selector"]["matchLabels"]
+    assert selector == {
+        "app.kubernetes.io/name": "modelyard",
+        "app.kubernetes.io/instance": "modelyard",
+        "app.kubernetes.io/component": "serving",
+        "modelyard.dev/model": model,
+    }
+    assert selector.items() <= rollout["spec"]["template"]["metadata"]["labels"].items()
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert canary["stableService"] == f"{name}-stable"
+    assert canary["canaryService"] == f"{name}-canary"
+    assert canary["trafficRouting"] == {"traefik": {"weightedTraefikServiceName": name}}
+    assert "abortScaleDownDelaySeconds" not in canary  # 0 would keep an aborted canary running
+    assert canary["dynamicStableScale"] is False
+    for role in ("stable", "canary"):
+        service = one(objs, "Service", f"{name}-{role}")
+        assert service["spec"]["type"] == "ClusterIP"
+        assert service["spec"]["selector"] == selector
+        assert service["spec"]["ports"] == [
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+        ]
+    traefik_service = one(objs, "TraefikService", name)
+    assert traefik_service["spec"] == {
+        "weighted": {
+            "services": [
+                {"name": f"{name}-stable", "port": 80, "weight": 100},
+                {"name": f"{name}-canary", "port": 80, "weight": 0},
+            ]
+        }
+    }
+    middleware = one(objs, "Middleware", name)
+    assert middleware["spec"] == {"stripPrefix": {"prefixes": [f"/models/{model}"]}}
+    route = one(objs, "IngressRoute", name)
+    assert route["spec"] == {
+        "entryPoints": ["web"],
+        "routes": [
+            {
+                "match": f"Path(`/models/{model}/invocations`)",
+                "kind": "Rule",
+                "middlewares": [{"name": name}],
+                "services": [{"name": name, "kind": "TraefikService"}],
+            }
+        ],
+    }
+    for obj in (traefik_service, middleware, route):
+        assert obj["apiVersion"] == "traefik.io/v1alpha1"
+    for obj in (rollout, traefik_service, middleware, route):
+        assert obj["metadata"]["namespace"] == NAMESPACE
+        assert obj["metadata"]["labels"]["modelyard.dev/model"] == model
+
+
+def test_the_canary_steps_are_generated_from_the_weights_and_the_step_duration():
+    for model in SERVED_MODELS:
+        steps = one(scenario("serving"), "Rollout", f"modelyard-serve-{model}")["spec"]["strategy"]["canary"]
+        assert steps["steps"] == [
+            {"setWeight": 5},
+            {"pause": {"duration": "30s"}},
+            {"setWeight": 25},
+            {"pause": {"duration": "30s"}},
+        ]
+    objs = render(
+        SCENARIOS["serving"], sets=["serving.canary.weights={10,50,90}", "serving.canary.stepSeconds=5"]
+    )
+    steps = one(objs, "Rollout", "modelyard-serve-iris")["spec"]["strategy"]["canary"]["steps"]
+    assert steps == [
+        step for weight in (10, 50, 90) for step in ({"setWeight": weight}, {"pause": {"duration": "5s"}})
+    ]
+
+
+def test_serving_pods_serve_the_annotated_version_or_the_champion_through_mlflow():
+    objs = scenario("serving")
+    rollout = one(objs, "Rollout", "modelyard-serve-iris")
+    template = rollout["spec"]["template"]
+    # Never rendered, so helm upgrade keeps the version `modelyard deploy` patches in.
+    assert "modelyard.dev/model-version" not in (template["metadata"].get("annotations") or {})
+    assert "modelyard.dev/model-version" not in json.dumps(rollout["metadata"])
+    container = _serving_container(rollout)
+    assert container["name"] == "serve"
+    assert container["args"] == [
+        "serve",
+        "--model-name=iris",
+        "--version=$(MODELYARD_MODEL_VERSION)",
+        "--alias=champion",
+        "--host=0.0.0.0",
+        "--port=8080",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODELYARD_MODEL_VERSION"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.annotations['modelyard.dev/model-version']"}
+    }
+    assert env["MLFLOW_TRACKING_URI"]["value"] == MLFLOW_URL
+    assert not secret_references([rollout]), "artifacts come through MLflow's proxy"
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/ping", "port": "http"}
+    assert container["livenessProbe"]["initialDelaySeconds"] >= 60
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "384Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    assert template["spec"]["serviceAccountName"] == "modelyard-workflow"
+    assert template["spec"]["automountServiceAccountToken"] is False
+
+
+def test_serving_runs_the_pipeline_image_unless_given_its_own():
+    def image(*sets, files=()):
+        objs = render([*SCENARIOS["serving"], *files], sets=list(sets))
+        return _serving_container(one(objs, "Rollout", "modelyard-serve-churn"))
+
+    assert image()["image"] == "modelyard/trainer:0.1.0"
+    overridden = image(files=SCENARIOS["overrides"])
+    assert overridden["image"] == OVERRIDDEN["image"]
+    assert {e["name"]: e.get("value") for e in overridden["env"]}["MLFLOW_TRACKING_URI"] == OVERRIDDEN[
+        "tracking-uri"
+    ]
+    assert image("serving.image.tag=2.0.0")["image"] == "modelyard/trainer:2.0.0"
+    own = image("serving.image.repository=acme/serve", "serving.image.pullPolicy=Always")
+    assert (own["image"], own["imagePullPolicy"]) == ("acme/serve:0.1.0", "Always")
+
+
+def test_only_traefik_reaches_the_serving_pods_and_they_reach_only_dns_and_mlflow():
+    objs = scenario("serving")
+    policy = one(objs, "NetworkPolicy", "modelyard-serving")
+    for model in SERVED_MODELS:
+        labels = one(objs, "Rollout", f"modelyard-serve-{model}")["spec"]["template"]["metadata"]["labels"]
+        assert _selects(policy["spec"]["podSelector"], labels), model
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == [
+        {
+            "ports": [{"port": "http", "protocol": "TCP"}],
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                }
+            ],
+        }
+    ]
+    dns, mlflow = policy["spec"]["egress"]
+    assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    assert mlflow["ports"] == [{"port": 5000, "protocol": "TCP"}]
+    (peer,) = mlflow["to"]
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "mlflow"
+    # An external MLflow (pipeline.trackingUri) is reached on its port.
+    objs = render([*SCENARIOS["serving"], *SCENARIOS["overrides"]])
+    egress = one(objs, "NetworkPolicy", "modelyard-serving")["spec"]["egress"]
+    assert egress[1] == {"ports": [{"port": 443, "protocol": "TCP"}]}
+    assert not find(render(SCENARIOS["serving"], sets=["networkPolicy.enabled=false"]), "NetworkPolicy")
+
+
+def test_the_chart_serves_models_as_the_serving_contract_says():
+    from modelyard.contract import serving
+
+    objs = scenario("serving")
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert values["serving"]["port"] == serving.SERVING_PORT
+    for model in SERVED_MODELS:
+        rollout = one(objs, "Rollout", f"modelyard-serve-{model}")
+        env = {e["name"]: e for e in _serving_container(rollout)["env"]}
+        field = env[serving.MODEL_VERSION_ENV]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert field == f"metadata.annotations['{serving.MODEL_VERSION_ANNOTATION}']"
+        route = one(objs, "IngressRoute", f"modelyard-serve-{model}")["spec"]["routes"][0]
+        assert route["match"] == f"Path(`{serving.invocations_path(model)}`)"
+
+
+def test_the_readme_documents_every_serving_value():
+    readme = (CHART_DIR / "README.md").read_text()
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["serving"]
+    # Blocks of settings are documented key by key; image, resources and maps as a whole.
+    paths = [
+        f"serving.{key}.{sub}" if sub else f"serving.{key}"
+        for key, value in values.items()
+        for sub in (value if key in ("canary", "traefik") else [None])
+    ]
+    missing = [path for path in paths if f"`{path}`" not in readme]
+    assert not missing, missing
 
 
 # --- helm tests, NOTES, kind values -------------------------------------------------------------

@@ -238,3 +238,29 @@ step, set on its template); each becomes its serviceAccounts.<name>.name, any ot
 {{- $_ = set $doc "spec" $spec -}}
 {{- toYaml $doc -}}
 {{- end -}}
+
+{{/* Name of one served model's objects (Rollout, TraefikService, Middleware, IngressRoute; its Services add -stable/-canary): <fullname>-serve-<model>; takes (dict "context" $ "model" "churn"). */}}
+{{- define "modelyard.servingName" -}}
+{{- printf "%s-serve-%s" (include "modelyard.fullname" .context) .model | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of one served model's pods; takes (dict "context" $ "model" "churn"). */}}
+{{- define "modelyard.servingSelectorLabels" -}}
+{{ include "modelyard.selectorLabels" (dict "context" .context "component" "serving") }}
+modelyard.dev/model: {{ .model }}
+{{- end -}}
+
+{{/* Common labels of one served model's objects; takes (dict "context" $ "model" "churn"). */}}
+{{- define "modelyard.servingLabels" -}}
+{{ include "modelyard.labels" (dict "context" .context "component" "serving") }}
+modelyard.dev/model: {{ .model }}
+{{- end -}}
+
+{{/* Image of the serving pods: serving.image, else (its repository empty) pipeline.image, the trainer image `modelyard serve` ships in. */}}
+{{- define "modelyard.servingImage" -}}
+{{- $fallback := dict -}}
+{{- if not .Values.serving.image.repository -}}
+{{- $fallback = .Values.pipeline.image -}}
+{{- end -}}
+{{- include "modelyard.image" (dict "image" .Values.serving.image "default" $fallback "appVersion" .Chart.AppVersion) -}}
+{{- end -}}
