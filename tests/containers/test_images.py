@@ -421,10 +421,11 @@ def _container_memory_mib(container: str) -> float:
 @pytest.mark.docker
 def test_mlflow_server_as_the_chart_runs_it_fits_its_kind_memory_limit(images: dict[str, str]) -> None:
     from chart_helpers import one, scenario
+    from kubernetes.utils.quantity import parse_quantity
 
     deployment = one(scenario("kind"), "Deployment", "modelyard-mlflow")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    limit_mib = int(container["resources"]["limits"]["memory"].removesuffix("Gi")) * 1024
+    limit_mib = float(parse_quantity(container["resources"]["limits"]["memory"])) / 2**20
     # The chart's literal settings (workers, job execution), on the embedded store instead of PostgreSQL.
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e and "$(" not in e["value"]}
     env = {
