@@ -6,11 +6,14 @@
 # CoreDNS (coredns/main.go: only the plugins our Corefile uses) and the CNI plugins on one shared
 # dependency graph; local-path-provisioner (whose
 # graph conflicts with it) is a second `go install`, the pause binary a static gcc build of
-# Kubernetes' own pause.c. Cached: while versions.env, go.mod, go.sum, this script and the Go
-# version are unchanged, nothing is rebuilt.
+# Kubernetes' own pause.c. The serving stack, Argo Rollouts and Traefik, is built inside copies of
+# their own modules (their replace directives and k8s.io pins conflict with the graph above).
+# Cached: while versions.env, go.mod, go.sum, this script and the Go version are unchanged,
+# nothing is rebuilt.
 #
 # Usage: scripts/cluster/build.sh            everything
 #        scripts/cluster/build.sh argo-cli   only .cluster/bin/argo (for `argo lint` in make test)
+#        scripts/cluster/build.sh serving    only Argo Rollouts and Traefik
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +23,8 @@ export GOFLAGS="-buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm
     etcd argo argoexec workflow-controller coredns local-path-provisioner pause)
 CNI_PLUGINS=(bridge host-local loopback portmap)
-ARGO_SRC="${CLUSTER_DIR}/src/argo-workflows"
+SRC_DIR="${CLUSTER_DIR}/src"
+ARGO_SRC="${SRC_DIR}/argo-workflows"
 
 # Module path and the versions.env variable that pins it.
 PINS=(
@@ -40,20 +44,25 @@ check_go() {
     printf '%s\n' "${need}" "${have}" | sort -V -C || die "Go ${have} is too old: the CNI plugins ${CNI_PLUGINS_VERSION} need ${need}"
 }
 
+# copy_module MODULE@VERSION DIR: DIR becomes a writable copy of the module. Downloaded outside
+# any module, so the download is checked against the checksum database.
+copy_module() {
+    (cd /tmp && GOFLAGS=-mod=mod go mod download "$1")
+    rm -rf "$2"
+    mkdir -p "$(dirname "$2")"
+    cp -r "$(go env GOMODCACHE)/$1" "$2"
+    chmod -R u+w "$2"
+}
+
+# staged DIR VERSION: DIR holds the copy of VERSION, patched (its .version is written last).
+staged() { [[ -f $1/.version && $(<"$1/.version") == "$2" ]]; }
+
 # Argo is built from a copy of its module (go.mod replaces the module by it) restored to what a
 # git checkout has: the module has no ui/dist (yarn builds the UI), so the copy gets the
 # placeholder upstream's Makefile makes when STATIC_FILES=false.
 stage_argo_source() {
-    [[ -f ${ARGO_SRC}/.version && $(<"${ARGO_SRC}/.version") == "${ARGO_WORKFLOWS_VERSION}" ]] && return
-    local module=github.com/argoproj/argo-workflows/v4@${ARGO_WORKFLOWS_VERSION}
-    # Outside any module, so the download is checked against the checksum database.
-    (cd /tmp && GOFLAGS=-mod=mod go mod download "${module}")
-    local dir
-    dir="$(go env GOMODCACHE)/${module}"
-    rm -rf "${ARGO_SRC}"
-    mkdir -p "$(dirname "${ARGO_SRC}")"
-    cp -r "${dir}" "${ARGO_SRC}"
-    chmod -R u+w "${ARGO_SRC}"
+    staged "${ARGO_SRC}" "${ARGO_WORKFLOWS_VERSION}" && return
+    copy_module "github.com/argoproj/argo-workflows/v4@${ARGO_WORKFLOWS_VERSION}" "${ARGO_SRC}"
     # Upstream's signal_linux.go is a symlink to signal_darwin.go; module zips drop symlinks.
     ln -s signal_darwin.go "${ARGO_SRC}/workflow/executor/osspecific/signal_linux.go"
     mkdir -p "${ARGO_SRC}/ui/dist/app"
@@ -122,6 +131,74 @@ up_to_date() {
     for name in "${CNI_PLUGINS[@]}"; do [[ -x ${CNI_BIN_DIR}/${name} ]] || return 1; done
 }
 
+# The lego providers whose cloud SDKs the Go proxy refuses to serve (403) at the versions lego
+# v5.4.1 requires: Akamai EdgeDNS, Huawei Cloud, Oracle Cloud, Sakura Cloud, UCloud, Yandex Cloud.
+LEGO_UNSERVED_PROVIDERS=(edgedns huaweicloud oraclecloud sakuracloud ucloud yandexcloud)
+# go-http-auth: Traefik replaces it by a containous fork at a pseudo-version the proxy refuses;
+# upstream's last commit has all of it but the fork's stale-nonce answer (see patch_traefik_source).
+GO_HTTP_AUTH=github.com/abbot/go-http-auth@v0.4.1-0.20181019201920-860ed7f246ff
+
+# Traefik builds in a copy of its module, patched where the Go proxy does not serve what it needs;
+# each patch is in a feature modelyard does not use (ACME DNS challenges, digest auth):
+# 1. pkg/config/dynamic/ext is a nested module upstream, so the module zip lacks it: its
+#    open-source content (two empty structs) comes from scripts/cluster/traefik-ext/;
+# 2. lego without LEGO_UNSERVED_PROVIDERS replaces lego;
+# 3. GO_HTTP_AUTH replaces the fork; a stale digest nonce gets the plain digest challenge.
+stage_traefik_source() {
+    local src="${SRC_DIR}/traefik" lego="${SRC_DIR}/lego" lego_version provider
+    staged "${src}" "${TRAEFIK_VERSION}" && return
+    copy_module "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}" "${src}"
+    cp -r "${CLUSTER_SCRIPTS}/traefik-ext" "${src}/pkg/config/dynamic/ext"
+    lego_version=$(awk '$1 == "github.com/go-acme/lego/v5" {print $2; exit}' "${src}/go.mod")
+    copy_module "github.com/go-acme/lego/v5@${lego_version}" "${lego}"
+    for provider in "${LEGO_UNSERVED_PROVIDERS[@]}"; do
+        rm -rf "${lego}/providers/dns/${provider}"
+        sed -i -e "/^\t\"github.com\/go-acme\/lego\/v5\/providers\/dns\/${provider}\"$/d" \
+            -e "/^\tcase .*:$/{N;/\n\t\treturn ${provider}\.NewDNSProvider()$/d}" \
+            "${lego}/providers/dns/zz_gen_dns_providers.go"
+    done
+    rm -f "${lego}/providers/dns/dns_providers_test.go"
+    (cd "${src}" && go mod edit -replace "github.com/go-acme/lego/v5=${lego}" \
+        -replace "github.com/abbot/go-http-auth=${GO_HTTP_AUTH}")
+    sed -i 's/d\.auth\.RequireAuthStale(rw, req)/d.auth.RequireAuth(rw, req)/' "${src}/pkg/middlewares/auth/digest_auth.go"
+    echo "${TRAEFIK_VERSION}" >"${src}/.version"
+}
+
+stage_rollouts_source() {
+    local src="${SRC_DIR}/argo-rollouts"
+    staged "${src}" "${ARGO_ROLLOUTS_VERSION}" && return
+    copy_module "github.com/argoproj/argo-rollouts@${ARGO_ROLLOUTS_VERSION}" "${src}"
+    echo "${ARGO_ROLLOUTS_VERSION}" >"${src}/.version"
+}
+
+# build_in_module SRC BINARY PACKAGE LDFLAGS: go build PACKAGE of the module copy SRC, with its own
+# go.mod (-mod=mod: go.sum gains the replacements' sums, checked against the checksum database).
+build_in_module() {
+    (cd "$1" && GOFLAGS="${GOFLAGS} -mod=mod" go build -trimpath -ldflags "-s -w $4" -o "${BIN_DIR}/$2" "$3")
+}
+
+build_serving() {
+    local hash marker="${BIN_DIR}/.serving-inputs" pkg
+    hash=$({ grep -E '^(ARGO_ROLLOUTS|TRAEFIK)_VERSION=' "${CLUSTER_SCRIPTS}/versions.env"
+        cat "$0" "${CLUSTER_SCRIPTS}"/traefik-ext/*; go env GOVERSION; } | sha256sum | cut -c1-16)
+    if [[ -f ${marker} && $(<"${marker}") == "${hash}" && -x ${BIN_DIR}/rollouts-controller && -x ${BIN_DIR}/traefik ]]; then
+        return
+    fi
+    mkdir -p "${BIN_DIR}"
+    rm -f "${marker}"
+    stage_rollouts_source
+    log "go build: Argo Rollouts ${ARGO_ROLLOUTS_VERSION} (in its module)"
+    pkg=github.com/argoproj/argo-rollouts/utils/version
+    build_in_module "${SRC_DIR}/argo-rollouts" rollouts-controller ./cmd/rollouts-controller \
+        "-X ${pkg}.version=${ARGO_ROLLOUTS_VERSION#v} -X ${pkg}.gitTag=${ARGO_ROLLOUTS_VERSION} -X ${pkg}.gitCommit=${ARGO_ROLLOUTS_VERSION} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=2000-01-01T00:00:00Z"
+    stage_traefik_source
+    log "go build: Traefik ${TRAEFIK_VERSION} (in its module, patched: see stage_traefik_source)"
+    pkg=github.com/traefik/traefik/v3/pkg/version
+    build_in_module "${SRC_DIR}/traefik" traefik ./cmd/traefik \
+        "-X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=2000-01-01T00:00:00Z"
+    echo "${hash}" >"${marker}"
+}
+
 build_argo_cli() {
     [[ -x ${BIN_DIR}/argo && $("${BIN_DIR}/argo" version --short 2>/dev/null) == *"${ARGO_WORKFLOWS_VERSION}"* ]] && return
     stage_argo_source
@@ -132,15 +209,18 @@ build_argo_cli() {
 
 main() {
     check_go
-    if [[ ${1:-all} == argo-cli ]]; then
-        build_argo_cli
-        return
-    fi
+    case ${1:-all} in
+        argo-cli) build_argo_cli; return ;;
+        serving) build_serving; return ;;
+        all) ;;
+        *) die "usage: $0 [argo-cli|serving]" ;;
+    esac
     apt_install gcc libc6-dev binutils
     local hash
     hash=$(inputs_hash)
     if up_to_date "${hash}"; then
         log "binaries in ${BIN_DIR} are up to date"
+        build_serving
         return
     fi
     mkdir -p "${BIN_DIR}"
@@ -151,6 +231,7 @@ main() {
     build_local_path_provisioner
     build_pause
     echo "${hash}" >"${BIN_DIR}/.inputs"
+    build_serving
     log "built: ${BINARIES[*]} and CNI plugins ${CNI_PLUGINS[*]}"
 }
 

@@ -10,8 +10,9 @@
 #   load    build, then import
 #   list    print the image references, one per line
 #
-# Upstream recipes where they exist: pause from Kubernetes' own Dockerfile; Argo, CoreDNS and
-# local-path-provisioner from images/cluster/ laid out as upstream's (distroless -> scratch);
+# Upstream recipes where they exist: pause from Kubernetes' own Dockerfile; Argo, CoreDNS,
+# local-path-provisioner, Argo Rollouts and Traefik from images/cluster/ laid out as upstream's
+# (distroless or alpine -> scratch);
 # the modelyard images from scripts/build-images.sh; PostgreSQL from images/cluster/postgres.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -26,8 +27,10 @@ BUILD_IMAGES="${REPO_ROOT}/scripts/build-images.sh"
 # Image reference -> how it is built.
 declare -A RECIPES=(
     ["registry.k8s.io/pause:${PAUSE_VERSION}"]=pause
-    ["registry.k8s.io/coredns/coredns:${COREDNS_VERSION}"]=coredns
-    ["docker.io/rancher/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION}"]=local_path_provisioner
+    ["registry.k8s.io/coredns/coredns:${COREDNS_VERSION}"]="from_binary coredns coredns"
+    ["docker.io/rancher/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION}"]="from_binary local-path-provisioner local-path-provisioner"
+    ["quay.io/argoproj/argo-rollouts:${ARGO_ROLLOUTS_VERSION}"]="from_binary argo-rollouts rollouts-controller"
+    ["docker.io/library/traefik:${TRAEFIK_VERSION}"]="from_binary traefik traefik"
     ["${BUSYBOX_REF}"]=busybox
     ["quay.io/argoproj/workflow-controller:${ARGO_TAG}"]="argo workflow-controller"
     ["quay.io/argoproj/argoexec:${ARGO_TAG}-nonroot"]="argo argoexec-nonroot"
@@ -63,18 +66,13 @@ pause() {
     docker_build --build-arg BASE=scratch --build-arg ARCH=amd64 -t "${ref}" "${ctx}"
 }
 
-coredns() {
-    local ref=$1 ctx
-    ctx=$(stage coredns)
-    cp /etc/ssl/certs/ca-certificates.crt "${BIN_DIR}/coredns" "${ctx}/"
-    docker_build -f "${REPO_ROOT}/images/cluster/coredns/Dockerfile" -t "${ref}" "${ctx}"
-}
-
-local_path_provisioner() {
-    local ref=$1 ctx
-    ctx=$(stage local-path-provisioner)
-    cp /etc/ssl/certs/ca-certificates.crt "${BIN_DIR}/local-path-provisioner" "${ctx}/"
-    docker_build -f "${REPO_ROOT}/images/cluster/local-path-provisioner/Dockerfile" -t "${ref}" "${ctx}"
+# from_binary REF NAME BINARY: images/cluster/NAME/Dockerfile (upstream's layout on scratch) over
+# the binary build.sh built and the host's CA certificates.
+from_binary() {
+    local ref=$1 name=$2 binary=$3 ctx
+    ctx=$(stage "${name}")
+    cp /etc/ssl/certs/ca-certificates.crt "${BIN_DIR}/${binary}" "${ctx}/"
+    docker_build -f "${REPO_ROOT}/images/cluster/${name}/Dockerfile" -t "${ref}" "${ctx}"
 }
 
 busybox() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make cluster-up`: a single-node Kubernetes cluster of host processes built from upstream
 # source (as Kubernetes' hack/local-up-cluster.sh runs one), with CoreDNS, a default
-# StorageClass (local-path-provisioner) and Argo Workflows, every image built and imported.
+# StorageClass (local-path-provisioner), Argo Workflows, and the serving stack (Argo Rollouts,
+# Traefik on NodePort 30080), every image built and imported.
 #
 # The node's daemons (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd
 # + runc, kubelet, kube-proxy) run inside the network namespace "modelyard", reached from the
@@ -92,9 +93,18 @@ EOF
         --client-name system:kube-proxy >"${ETC_DIR}/kube-proxy.conf"
 }
 
+# put FILE: write stdin to FILE unless FILE already holds it. The kubelet and kube-proxy watch their
+# configs: rewriting one unchanged on a second cluster-up restarted kube-proxy under running pods.
+put() {
+    local content
+    content=$(cat)
+    [[ -f $1 && $(<"$1") == "${content}" ]] && return
+    printf '%s\n' "${content}" >"$1"
+}
+
 write_node_configs() {
     mkdir -p "${ETC_DIR}/cni" "${VAR_DIR}/cni" "${VAR_DIR}/local-path"
-    cat >"${ETC_DIR}/containerd.toml" <<EOF
+    put "${ETC_DIR}/containerd.toml" <<EOF
 version = 2
 root = "${VAR_DIR}/containerd"
 state = "${RUN_DIR}/containerd"
@@ -123,7 +133,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "${CNI_BIN_DIR}"
     conf_dir = "${ETC_DIR}/cni"
 EOF
-    cat >"${ETC_DIR}/cni/10-modelyard.conflist" <<EOF
+    put "${ETC_DIR}/cni/10-modelyard.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "modelyard",
@@ -139,8 +149,8 @@ EOF
 EOF
     # The node's resolver for pods with dnsPolicy Default (CoreDNS itself): no upstream is
     # reachable from the node, so only cluster names resolve.
-    echo "nameserver ${DNS_SERVICE_IP}" >"${ETC_DIR}/resolv.conf"
-    cat >"${ETC_DIR}/kubelet.yaml" <<EOF
+    echo "nameserver ${DNS_SERVICE_IP}" | put "${ETC_DIR}/resolv.conf"
+    put "${ETC_DIR}/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # cgroup v1 host: allowed explicitly from v1.35, with the cgroupfs driver (no systemd here).
@@ -164,7 +174,7 @@ serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available: 2%}
 EOF
-    cat >"${ETC_DIR}/kube-proxy.yaml" <<EOF
+    put "${ETC_DIR}/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: ${ETC_DIR}/kube-proxy.conf}
@@ -240,7 +250,8 @@ start_node() {
 # @PLACEHOLDERS@ filled in: @NAME@ for every pin NAME of versions.env, and the node's settings.
 apply_addon() {
     local path=$1 render=(cat "$1") fill=() pin
-    [[ -d ${path} ]] && render=(kubectl_ kustomize "${path}")
+    # The addons' kustomizations name files inside the module copies under .cluster/src.
+    [[ -d ${path} ]] && render=(kubectl_ kustomize --load-restrictor LoadRestrictionsNone "${path}")
     while read -r pin; do
         fill+=(-e "s|@${pin}@|${!pin}|g")
     done < <(sed -n 's/^\([A-Z_0-9]*\)=.*/\1/p' "${CLUSTER_SCRIPTS}/versions.env")
@@ -252,14 +263,19 @@ apply_addon() {
 }
 
 install_addons() {
-    log "CoreDNS, local-path-provisioner (default StorageClass), Argo Workflows ${ARGO_WORKFLOWS_VERSION}"
+    log "CoreDNS, local-path-provisioner (default StorageClass), Argo Workflows ${ARGO_WORKFLOWS_VERSION}, Argo Rollouts ${ARGO_ROLLOUTS_VERSION}, Traefik ${TRAEFIK_VERSION}"
     apply_addon "${CLUSTER_SCRIPTS}/addons/coredns.yaml"
     apply_addon "${CLUSTER_SCRIPTS}/addons/local-path-storage.yaml"
-    kubectl_ create namespace argo --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
+    local namespace
+    for namespace in argo argo-rollouts; do
+        kubectl_ create namespace "${namespace}" --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
+    done
     apply_addon "${CLUSTER_SCRIPTS}/addons/argo"
+    apply_addon "${CLUSTER_SCRIPTS}/addons/argo-rollouts"
+    apply_addon "${CLUSTER_SCRIPTS}/addons/traefik"
     local deployment
     for deployment in kube-system/coredns local-path-storage/local-path-provisioner \
-        argo/workflow-controller argo/argo-server; do
+        argo/workflow-controller argo/argo-server argo-rollouts/argo-rollouts traefik/traefik; do
         kubectl_ -n "${deployment%/*}" rollout status "deployment/${deployment#*/}" --timeout 300s >/dev/null
     done
 }

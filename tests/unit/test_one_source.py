@@ -206,6 +206,8 @@ README_MENTIONS: Final = {
     r"kind v(\d+(?:\.\d+)*)": "KIND_VERSION",
     r"containerd (\d+\.\d+(?:\.\d+)*)": "CONTAINERD_SERIES",
     r"runc (\d+\.\d+(?:\.\d+)*)": "RUNC_SERIES",
+    r"Argo Rollouts v(\d+(?:\.\d+)*)": "ARGO_ROLLOUTS_VERSION",
+    r"Traefik v(\d+(?:\.\d+)*)": "TRAEFIK_VERSION",
 }
 
 
@@ -251,12 +253,18 @@ def test_cluster_up_waits_for_the_deployments_its_addons_create() -> None:
     assert waited
     names = set(waited[1].replace("\\\n", " ").split())
     created = {
-        f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+        f"{d['metadata'].get('namespace') or kustomization_namespace(path)}/{d['metadata']['name']}"
         for path in (CLUSTER / "addons").rglob("*.yaml")
         for d in documents(path)
         if d.get("kind") == "Deployment"
     }
     assert names and names <= created, names - created
+
+
+def kustomization_namespace(path: Path) -> str | None:
+    """The namespace a kustomization puts the objects of its directory in (their patches included)."""
+    kustomization = path.parent / "kustomization.yaml"
+    return yaml.safe_load(kustomization.read_text()).get("namespace") if kustomization.exists() else None
 
 
 def test_the_kind_argo_release_name_is_the_one_its_users_are_pointed_at() -> None:
