@@ -8,13 +8,14 @@ from typing import Any, Final
 
 import yaml
 
-from workflows import monitor_cron, retrain_cron, rollback, training
+from workflows import deploy, monitor_cron, retrain_cron, rollback, training
 from workflows.common import ROOT
 
 # File name -> the module function that builds its Hera object.
 MANIFESTS: Final[dict[str, Callable[[], Any]]] = {
     "train.yaml": training.build,
     "rollback.yaml": rollback.build,
+    "deploy.yaml": deploy.build,
     "retrain-cron.yaml": retrain_cron.build,
     "monitor-cron.yaml": monitor_cron.build,
 }

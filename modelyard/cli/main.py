@@ -6,18 +6,16 @@ import json
 import logging
 import os
 import sys
-import types
-import typing
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 import click
 from pydantic import BaseModel
 
 from modelyard import __version__
 from modelyard.cli.argo import compile_command, submit_command
-from modelyard.cli.options import tracking_option
+from modelyard.cli.deploy import deploy
+from modelyard.cli.options import options_from, tracking_option
 from modelyard.cli.serve import serve
 from modelyard.contract import (
     OUTPUTS_DIR,
@@ -78,43 +76,6 @@ def _stopped(exc: Interrupted) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exc.exit_code)
-
-
-def _click_type(annotation: Any) -> tuple[Any, str | None]:
-    """(click type, metavar) for a pydantic field annotation."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1
-    base = args[0] if optional else annotation
-    choices = [str(a) for a in typing.get_args(base)] if typing.get_origin(base) is Literal else []
-    metavar = f"[{'|'.join(choices)}]" if choices else getattr(base, "__name__", "TEXT").upper()
-    if optional:  # Argo passes "" for an unset optional value: take text, the params model converts it
-        return click.STRING, metavar
-    return (click.Choice(choices) if choices else base), None
-
-
-def options_from(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
-    """click options for every field of a params model: --kebab-name, type, default and help."""
-
-    def decorate(command: Callable) -> Callable:
-        for name, info in reversed(list(model.model_fields.items())):
-            if name in skip:
-                continue
-            kind, metavar = _click_type(info.annotation)
-            required = info.is_required()
-            default = None if required else info.default
-            command = click.option(
-                f"--{kebab(name)}",
-                name,
-                type=kind,
-                metavar=metavar,
-                required=required,
-                default=default,
-                show_default=default not in (None, ""),
-                help=info.description,
-            )(command)
-        return command
-
-    return decorate
 
 
 runs_dir_option = click.option(
@@ -333,6 +294,7 @@ def monitor(tracking_uri: str | None, retrain: bool, work_dir: Path, **params: A
 main.add_command(compile_command)
 main.add_command(submit_command)
 main.add_command(serve)
+main.add_command(deploy)
 
 if __name__ == "__main__":
     sys.exit(main())

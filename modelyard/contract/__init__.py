@@ -23,7 +23,14 @@ from modelyard.contract.config import (
     describe_errors,
     flat_fields,
 )
-from modelyard.contract.records import Decision, RunStatus, ValidationStatus, Verdict
+from modelyard.contract.records import (
+    CHALLENGER,
+    Decision,
+    RolloutOutcome,
+    RunStatus,
+    ValidationStatus,
+    Verdict,
+)
 from modelyard.core.errors import BadInputError, ExitCode
 
 # Where a container keeps its artifacts; Argo mounts each artifact at WORK_DIR/<artifact name>.
@@ -152,6 +159,25 @@ class RollbackParams(StepParams):
     reason: str = Field("manual rollback", description="why, recorded on the versions")
 
 
+DEPLOY_TIMEOUT: Final = 15 * 60  # seconds: every canary step and pod start of a model's update
+
+
+class DeployParams(StepParams):
+    model_name: ModelName = Field(description="registered model to serve (one of the chart's serving.models)")
+    version: str = Field(
+        "", pattern=r"^([0-9]+)?$", description="version to deploy; empty: the one --alias names"
+    )
+    alias: str = Field(
+        CHALLENGER, min_length=1, description="alias whose version is deployed when --version is empty"
+    )
+    namespace: str = Field(
+        "", description="namespace of the serving Rollouts; empty: the kubeconfig context's, in a pod its own"
+    )
+    timeout: int = Field(
+        DEPLOY_TIMEOUT, ge=1, description="seconds an update may take to finish before it is aborted"
+    )
+
+
 MONITOR_EXPERIMENT: Final = "modelyard-monitoring"
 
 
@@ -215,6 +241,15 @@ class RollbackOutputs(BaseModel):
     previous_version: str
 
 
+class DeployOutputs(BaseModel):
+    version: str  # the version deployed
+    previous_version: (
+        str  # the version the stable pods served before ("" : none, or the alias at their start)
+    )
+    outcome: RolloutOutcome
+    reasons: str = ""  # why an update was aborted, in Argo Rollouts' words
+
+
 class MonitorOutputs(BaseModel):
     verdict: Verdict  # what a scheduler branches on
     run_id: str
@@ -235,6 +270,7 @@ class StepName(StrEnum):
     FINISH = "finish"
     MONITOR = "monitor"
     ROLLBACK = "rollback"
+    DEPLOY = "deploy"
 
 
 @dataclass(frozen=True)
@@ -337,6 +373,14 @@ STEPS: Final[dict[str, Step]] = {
             "Check a batch for drift against the champion's data and for decay; verdict ok, warn or retrain.",
             MonitorParams,
             MonitorOutputs,
+        ),
+        _step(
+            StepName.DEPLOY,
+            "Ship a registered version to its model's serving Rollout (a canary when one serves) and follow it: promoted, it becomes champion; aborted, the traffic stays on the stable version.",
+            DeployParams,
+            DeployOutputs,
+            exit_codes=(*STANDARD_EXITS, ExitCode.REJECTED),
+            deadline=DEPLOY_TIMEOUT + 5 * 60,
         ),
     )
 }

@@ -34,6 +34,9 @@ RunStatus = Literal["Succeeded", "Failed", "Error", "Stopped"]
 Level = Literal["ok", "warn", "alert"]  # one column's or one metric's drift or decay
 Severity = Literal["error", "warning"]
 Method = Literal["ks", "chi2", "wasserstein", "psi"]
+# How `modelyard deploy` ended: the version serves all traffic, was sent back, is still under way
+# (no --wait), or already served.
+RolloutOutcome = Literal["promoted", "aborted", "started", "unchanged"]
 # The registry aliases modelyard moves: register points challenger at each new version, promote and
 # rollback move champion (`modelyard.backends.registry`); `modelyard serve` serves champion by default.
 CHAMPION: Final = "champion"
@@ -107,6 +110,9 @@ class Tags:
     RESTORED_AT: Final = PREFIX + "restored_at"
     RESTORED_BY: Final = PREFIX + "restored_by"
     RESTORE_REASON: Final = PREFIX + "restore_reason"
+    ROLLOUT: Final = PREFIX + "rollout"  # how `modelyard deploy` ended: a RolloutOutcome
+    ROLLOUT_REASONS: Final = PREFIX + "rollout_reasons"
+    ROLLOUT_AT: Final = PREFIX + "rollout_at"
     FEATURES: Final = PREFIX + "features"
     DATETIME_COLUMNS: Final = PREFIX + "datetime_columns"
     EXCLUDED_COLUMNS: Final = PREFIX + "excluded_columns"

@@ -16,3 +16,8 @@ MODEL_VERSION_ENV: Final = "MODELYARD_MODEL_VERSION"
 def invocations_path(model_name: str) -> str:
     """The route of a model's scoring endpoint on the cluster's ingress."""
     return f"/models/{model_name}/invocations"
+
+
+# The chart's labels on a model's serving objects, which `modelyard deploy` finds its Rollout by.
+SERVING_COMPONENT: Final = "serving"  # app.kubernetes.io/component
+MODEL_LABEL: Final = "modelyard.dev/model"  # the registered model's name

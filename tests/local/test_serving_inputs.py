@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import MODELYARD, champion_predictions, make_customers, modelyard, store_client
 
 from modelyard.backends.tracking import embedded_uri
@@ -198,3 +199,48 @@ def test_modelyard_serve_exits_75_at_once_when_the_tracking_server_is_down(tmp_p
     assert done.returncode == 75, done.stderr
     assert f"MLflow tracking server {uri} is unavailable" in done.stderr, done.stderr
     assert seconds < 30, seconds
+
+
+def deploy(project: Path, tmp_path: Path, *flags: str, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "MLFLOW_TRACKING_URI": embedded_uri(project / ".modelyard"),
+        "KUBECONFIG": str(kubeconfig),
+        "HOME": str(tmp_path),  # no ~/.kube/config to fall back on
+    }
+    return modelyard("deploy", "--model-name", MODEL, *flags, cwd=project, env=env, timeout=120)
+
+
+def test_modelyard_deploy_refuses_an_unknown_version_before_it_looks_for_a_cluster(
+    project: Path, tmp_path: Path
+) -> None:
+    done = deploy(project, tmp_path, "--version", "99", kubeconfig=tmp_path / "none")
+    assert done.returncode == 2, done.stderr
+    assert f"modelyard: error: model '{MODEL}' has no version 99" in done.stderr, done.stderr
+
+
+def test_modelyard_deploy_without_a_cluster_exits_2_and_with_one_unreachable_75(
+    project: Path, tmp_path: Path
+) -> None:
+    done = deploy(project, tmp_path, "--version", "1", kubeconfig=tmp_path / "none")
+    assert done.returncode == 2, done.stderr
+    assert "modelyard: error: no Kubernetes cluster configured" in done.stderr, done.stderr
+
+    closed = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": closed, "insecure-skip-tls-verify": True}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "serving"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    started = time.monotonic()
+    done = deploy(project, tmp_path, "--version", "1", kubeconfig=kubeconfig)
+    assert done.returncode == 75, done.stderr
+    assert "modelyard: error: the Kubernetes API server is unreachable" in done.stderr, done.stderr
+    assert time.monotonic() - started < 60

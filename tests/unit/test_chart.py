@@ -1139,6 +1139,10 @@ def test_the_chart_serves_models_as_the_serving_contract_says():
         assert field == f"metadata.annotations['{serving.MODEL_VERSION_ANNOTATION}']"
         route = one(objs, "IngressRoute", f"modelyard-serve-{model}")["spec"]["routes"][0]
         assert route["match"] == f"Path(`{serving.invocations_path(model)}`)"
+        # How `modelyard deploy` finds the model's Rollout.
+        labels = rollout["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == serving.SERVING_COMPONENT
+        assert labels[serving.MODEL_LABEL] == model
 
 
 def test_the_readme_documents_every_serving_value():
