@@ -18,6 +18,8 @@ from kubernetes.client.exceptions import ApiException
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_DIR = REPO / ".cluster"
 DEFAULT_KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+NODE_IP = "10.200.0.2"  # cluster-up's node, from the host (scripts/cluster/lib.sh)
+TRAEFIK_NODE_PORT = 30080  # Traefik's entry point web (scripts/cluster/addons/traefik)
 NO_CLUSTER = (
     "no Kubernetes cluster at {where}: run `make cluster-up` as root (builds and starts one on this "
     "machine, see README 'A cluster on this machine'), or `make kind-up`, or set KUBECONFIG"
@@ -85,7 +87,55 @@ def pod_state(core: client.CoreV1Api, namespace: str, name: str) -> str:
 
 def apply(api: client.ApiClient, namespace: str, documents: list[dict[str, Any]]) -> None:
     for document in documents:
-        utils.create_from_dict(api, document, namespace=namespace)
+        if is_custom(document):
+            apply_custom(api, namespace, document)
+        else:
+            utils.create_from_dict(api, document, namespace=namespace)
+
+
+def is_custom(document: dict[str, Any]) -> bool:
+    """An object of a CRD (Argo Rollouts', Traefik's), which utils.create_from_dict cannot create."""
+    return document["apiVersion"].split("/")[0] in ("argoproj.io", "traefik.io")
+
+
+def custom_path(document: dict[str, Any]) -> tuple[str, str, str]:
+    """(group, version, plural) of a custom object: the plural of these CRDs is the lower-case kind + s."""
+    group, version = document["apiVersion"].split("/")
+    return group, version, document["kind"].lower() + "s"
+
+
+def apply_custom(
+    api: client.ApiClient, namespace: str, document: dict[str, Any], dry_run: bool = False
+) -> Any:
+    """Create a custom object; the server checks it against its CRD's schema and refuses an unknown
+    field (Strict), so a dry run validates what a chart renders."""
+    group, version, plural = custom_path(document)
+    return client.CustomObjectsApi(api).create_namespaced_custom_object(
+        group, version, namespace, plural, document,
+        dry_run="All" if dry_run else None, field_validation="Strict",
+    )  # fmt: skip
+
+
+def patch_custom(api: client.ApiClient, namespace: str, document: dict[str, Any], patch: dict[str, Any],
+                 subresource: str = "") -> Any:  # fmt: skip
+    """Merge-patch a custom object (its status with subresource="status")."""
+    group, version, plural = custom_path(document)
+    objects = client.CustomObjectsApi(api)
+    name = document["metadata"]["name"]
+    if subresource == "status":
+        return objects.patch_namespaced_custom_object_status(group, version, namespace, plural, name, patch)
+    return objects.patch_namespaced_custom_object(group, version, namespace, plural, name, patch)
+
+
+def get_custom(api: client.ApiClient, namespace: str, document: dict[str, Any]) -> Any:
+    group, version, plural = custom_path(document)
+    name = document["metadata"]["name"]
+    return client.CustomObjectsApi(api).get_namespaced_custom_object(group, version, namespace, plural, name)
+
+
+def traefik_url(path: str) -> str:
+    """A path on Traefik's entry point web as the host reaches it: NodePort 30080 of cluster-up's node."""
+    return f"http://{NODE_IP}:{TRAEFIK_NODE_PORT}{path}"
 
 
 def temporary_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:

@@ -37,7 +37,7 @@ for name in [
     "pandas", "pyarrow.parquet", "pyarrow.dataset", "skops.io", "minio", "pydantic", "yaml",
     "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
     "sklearn.pipeline", "sklearn.preprocessing",
-    "mlflow.pyfunc.scoring_server", "uvicorn", "modelyard.serving.app",
+    "mlflow.pyfunc.scoring_server", "uvicorn", "modelyard.serving.app", "modelyard.steps.deploy",
 ]:
     if importlib.util.find_spec(name.split(".")[0]) and (
         "." not in name or importlib.util.find_spec(name)

@@ -80,10 +80,12 @@ class Release:
             args += ["--values", str(path)]
         return args + [arg for s in sets for arg in ("--set", s)]
 
-    def install(self, extra: dict[str, Any] | None = None) -> None:
+    def install(self, extra: dict[str, Any] | None = None, wait: str = "watcher") -> None:
+        """wait="legacy" with serving: Helm 4's default waiter (kstatus) never sees an Argo Rollout as
+        ready (helm/helm#32615); the legacy one waits for what it knows and leaves Rollouts alone."""
         sh(
             tool("helm"), "upgrade", "--install", RELEASE, str(CHART), "--namespace", NAMESPACE,
-            *self.values(extra), "--wait", "--wait-for-jobs", "--timeout", "10m", timeout=900,
+            *self.values(extra), f"--wait={wait}", "--wait-for-jobs", "--timeout", "10m", timeout=900,
         )  # fmt: skip
 
     def test(self) -> str:

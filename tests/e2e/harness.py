@@ -12,13 +12,17 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import kube
+import urllib3
 from kubernetes import client, watch
+
+from modelyard.contract.serving import MODEL_VERSION_HEADER
 
 REPO: Final = Path(__file__).resolve().parents[2]
 CLUSTER_BIN: Final = REPO / ".cluster" / "bin"
@@ -112,6 +116,63 @@ class PortForward:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+STEADY_PAUSE: Final = 0.02  # seconds between a steady client's requests: about 30 a second
+
+
+def traefik_entry() -> tuple[str, PortForward | None]:
+    """Traefik's entry point web as a client outside the cluster reaches it: NodePort 30080 of
+    `make cluster-up`'s node, or a port-forward to its Service elsewhere (kind publishes no NodePort)."""
+    if kube.kubeconfig() == kube.DEFAULT_KUBECONFIG:
+        return kube.traefik_url(""), None
+    forward = PortForward("traefik", "traefik", 80)
+    return f"http://{forward.ensure()}", forward
+
+
+class Traffic:
+    """A client of one model's route: POSTs rows and counts every answer by (status, the
+    modelyard-model-version header), 0 and the exception's name when no answer came. Either
+    request by request (`send`) or steadily from a thread between `start` and `stop`."""
+
+    def __init__(self, url: str, rows: list[dict[str, Any]]) -> None:
+        self.url, self.body = url, json.dumps({"dataframe_records": rows}).encode()
+        self.counts: Counter[tuple[int, str]] = Counter()
+        self._pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=10))
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def send(self, body: bytes | None = None) -> tuple[int, str, bytes]:
+        try:
+            response = self._pool.request(
+                "POST", self.url, body=body or self.body, headers={"Content-Type": "application/json"}
+            )
+            status, version, data = (
+                response.status,
+                response.headers.get(MODEL_VERSION_HEADER, ""),
+                response.data,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            status, version, data = 0, type(exc).__name__, str(exc).encode()
+        self.counts[status, version] += 1
+        return status, version, data
+
+    def start(self) -> Traffic:
+        self._running.set()
+        self._thread = threading.Thread(target=self._send_until_stopped, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> Counter[tuple[int, str]]:
+        self._running.clear()
+        if self._thread:
+            self._thread.join(30)
+        return self.counts
+
+    def _send_until_stopped(self) -> None:
+        while self._running.is_set():
+            self.send()
+            time.sleep(STEADY_PAUSE)
 
 
 class Argo:

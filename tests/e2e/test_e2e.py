@@ -34,7 +34,8 @@ from e2e.conftest import (
     alerts,
     image_tags,
 )
-from e2e.harness import REPO, Argo, PortForward, exit_code, pod_nodes, sh
+from e2e.harness import REPO, Argo, PortForward, Traffic, exit_code, pod_nodes, sh, traefik_entry
+from modelyard.contract.serving import invocations_path
 
 # One model per test session, so a run never meets the champion an earlier session left.
 MODEL: Final = f"e2e-churn-{int(time.time())}"
@@ -44,6 +45,17 @@ TRAINING: Final = "workflowtemplate/modelyard-train"
 MONITOR_CRON: Final = "cronwf/modelyard-monitor"
 TRAINING_RECORD: Final = REPORT.parent / "e2e-training-workflow.json"
 STEPS: Final = {"prepare", "split", "validate", "train", "select", "evaluate", "register", "finish"}
+SERVED_REQUESTS: Final = 2000
+# The chart's canary steps (5% then 25%), each held 20 s; a version that is not ready in 120 s is aborted.
+SERVING: Final = {
+    "serving": {
+        "enabled": True,
+        "models": [{"name": MODEL}],
+        "canary": {"weights": [5, 25], "stepSeconds": 20},
+        "progressDeadlineSeconds": 120,
+    }
+}
+CANARY_SAMPLE: Final = 600
 
 pytestmark = pytest.mark.e2e
 
@@ -583,3 +595,101 @@ def test_10_helm_upgrade_keeps_credentials_and_data_and_a_reinstall_works(
     print(release.test())
     assert secrets(api) == before, "a reinstall lost the credentials of the kept volumes"
     assert len(load_champion()) == 5
+
+
+def serving_rollout(api: client.ApiClient, model: str) -> dict[str, Any]:
+    rollouts = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", NAMESPACE, "rollouts", label_selector=f"modelyard.dev/model={model}"
+    )["items"]
+    (rollout,) = rollouts
+    return dict(rollout)
+
+
+def test_11_the_champion_serves_through_traefik_and_every_answer_names_its_version(
+    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any
+) -> None:
+    from conftest import make_customers
+
+    version = str(champion(mlflow).version)
+    release.install(SERVING, wait="legacy")
+    kube.wait_until(
+        lambda: serving_rollout(api, MODEL).get("status", {}).get("phase") == "Healthy",
+        f"the Rollout of {MODEL} Healthy",
+        timeout=300,
+    )
+    entry, forward = traefik_entry()
+    rows = json.loads(make_customers(rows=3, seed=11).drop(columns=[LABEL]).to_json(orient="records"))
+    traffic = Traffic(entry + invocations_path(MODEL), rows)
+    try:
+        kube.wait_until(lambda: traffic.send()[0] == 200, "the route answering 200", timeout=60)
+        traffic.counts.clear()
+        started = time.monotonic()
+        for _ in range(SERVED_REQUESTS):
+            traffic.send()
+        seconds = time.monotonic() - started
+        print(f"{SERVED_REQUESTS} requests through Traefik in {seconds:.1f} s: {dict(traffic.counts)}")
+        assert traffic.counts == {(200, version): SERVED_REQUESTS}
+
+        status, served, body = traffic.send(json.dumps({"dataframe_records": [{"age": 40}]}).encode())
+        print(f"a row without the model's columns: {status} {body[:200]!r}")
+        assert (status, served) == (400, version)
+        assert b"missing inputs" in body
+    finally:
+        if forward:
+            forward.stop()
+
+
+def traefik_weights(api: client.ApiClient, model: str) -> dict[str, int]:
+    """The weights Argo Rollouts set on the model's TraefikService: {"stable": w, "canary": w}."""
+    name = serving_rollout(api, model)["metadata"]["name"]
+    weighted = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        "traefik.io", "v1alpha1", NAMESPACE, "traefikservices", name
+    )
+    return {s["name"].rsplit("-", 1)[1]: s["weight"] for s in weighted["spec"]["weighted"]["services"]}
+
+
+def test_12_a_version_goes_out_as_a_5_percent_canary_under_load_and_is_promoted_to_champion(
+    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any, mlflow_forward: PortForward,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from conftest import make_customers
+
+    before = str(champion(mlflow).version)
+    candidate = next(
+        v.version for v in mlflow().search_model_versions(f"name='{MODEL}'") if str(v.version) != before
+    )
+    entry, forward = traefik_entry()
+    rows = json.loads(make_customers(rows=3, seed=12).drop(columns=[LABEL]).to_json(orient="records"))
+    background = Traffic(entry + invocations_path(MODEL), rows).start()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(kube.kubeconfig())}
+    command = [str(REPO / ".venv" / "bin" / "modelyard"), "deploy", "--model-name", MODEL, "--version", str(candidate),
+               "--namespace", NAMESPACE, "--wait", "--tracking-uri", f"http://{mlflow_forward.ensure()}"]  # fmt: skip
+    started = time.monotonic()
+    deploying = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        kube.wait_until(
+            lambda: traefik_weights(api, MODEL) == {"stable": 95, "canary": 5}, "the 5% step", 300
+        )
+        sample = Traffic(entry + invocations_path(MODEL), rows)
+        kube.wait_until(lambda: sample.send()[1] == str(candidate), "the canary answering", 30, interval=0)
+        sample.counts.clear()
+        for _ in range(CANARY_SAMPLE):
+            sample.send()
+        share = sample.counts[200, str(candidate)] / CANARY_SAMPLE
+        print(f"at the 5% step, {CANARY_SAMPLE} requests: {dict(sample.counts)} (canary {share:.1%})")
+        assert abs(share - 0.05) <= 0.02, sample.counts
+        out, err = deploying.communicate(timeout=600)
+    finally:
+        deploying.kill()
+        counts = background.stop()
+        if forward:
+            forward.stop()
+    print(f"deploy v{candidate} in {time.monotonic() - started:.0f} s: {out.strip()} {err.strip()[-300:]}")
+    print(f"steady client during the rollout: {dict(counts)}")
+    assert deploying.returncode == 0, err[-2000:]
+    assert json.loads(out)["outcome"] == "promoted"
+    assert str(champion(mlflow).version) == str(candidate)
+    assert champion(mlflow).tags[f"{TAG}previous_champion"] == before
+    assert {status for status, _ in counts} == {200}, counts
+    assert {version for _, version in counts} == {before, str(candidate)}
+    assert traefik_weights(api, MODEL) == {"stable": 100, "canary": 0}
