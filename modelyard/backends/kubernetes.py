@@ -39,6 +39,10 @@ class RolloutState:
         return self.phase == "Healthy" and self.stable_version == self.template_version
 
 
+class NoCluster(BadInputError):
+    """No kubeconfig and not in a pod."""
+
+
 class Cluster:
     """One namespace of the cluster the kubeconfig (or, inside a pod, its ServiceAccount) points at."""
 
@@ -46,21 +50,34 @@ class Cluster:
         try:
             self.client = Client(namespace=namespace or None, field_manager="modelyard")
         except ConfigError as exc:
-            raise BadInputError(
+            raise NoCluster(
                 f"no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or a pod): {exc}"
             ) from exc
         self.namespace = str(self.client.namespace)
 
     def rollout(self, model: str) -> dict[str, Any]:
         """The Rollout serving the model (the chart labels it), or exit 2 saying how to serve it."""
-        labels: dict[str, Any] = {"app.kubernetes.io/component": SERVING_COMPONENT, MODEL_LABEL: model}
-        found = self._call(lambda: list(self.client.list(Rollout, namespace=self.namespace, labels=labels)))
-        if not found:
+        found = self.find_rollout(model)
+        if found is None:
             raise BadInputError(
                 f"model {model!r} is not served in namespace {self.namespace!r}: add it to the chart's "
                 f"serving.models (no Rollout labelled {MODEL_LABEL}={model})"
             )
-        return dict(found[0])
+        return found
+
+    def find_rollout(self, model: str) -> dict[str, Any] | None:
+        """The Rollout serving the model; None when there is none, no Argo Rollouts at all, or no
+        right to read Rollouts (a chart installed without serving gives its workflows none)."""
+        labels: dict[str, Any] = {"app.kubernetes.io/component": SERVING_COMPONENT, MODEL_LABEL: model}
+        try:
+            found = self._call(
+                lambda: list(self.client.list(Rollout, namespace=self.namespace, labels=labels))
+            )
+        except BadInputError as exc:
+            if isinstance(exc.__cause__, ApiError) and exc.__cause__.status.code in (403, 404):
+                return None
+            raise
+        return dict(found[0]) if found else None
 
     def state(self, model: str) -> RolloutState:
         rollout = self.rollout(model)

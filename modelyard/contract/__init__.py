@@ -157,6 +157,10 @@ class FinishParams(StepParams):
 class RollbackParams(StepParams):
     model_name: ModelName = Field(description="registered model name")
     reason: str = Field("manual rollback", description="why, recorded on the versions")
+    namespace: str = Field(
+        "",
+        description="namespace of the model's serving Rollout, whose traffic moves too; empty: the kubeconfig context's, in a pod its own",
+    )
 
 
 DEPLOY_TIMEOUT: Final = 15 * 60  # seconds: every canary step and pod start of a model's update

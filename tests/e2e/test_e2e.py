@@ -693,3 +693,44 @@ def test_12_a_version_goes_out_as_a_5_percent_canary_under_load_and_is_promoted_
     assert {status for status, _ in counts} == {200}, counts
     assert {version for _, version in counts} == {before, str(candidate)}
     assert traefik_weights(api, MODEL) == {"stable": 100, "canary": 0}
+
+
+def test_13_modelyard_rollback_moves_the_alias_and_puts_the_previous_version_on_all_traffic(
+    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any, mlflow_forward: PortForward,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from conftest import make_customers
+
+    current = champion(mlflow)
+    previous = current.tags[f"{TAG}previous_champion"]
+    entry, forward = traefik_entry()
+    rows = json.loads(make_customers(rows=3, seed=13).drop(columns=[LABEL]).to_json(orient="records"))
+    background = Traffic(entry + invocations_path(MODEL), rows).start()
+    sample = Traffic(entry + invocations_path(MODEL), rows)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(kube.kubeconfig())}
+    try:
+        started = time.monotonic()
+        rolled = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "modelyard"), "rollback", "--model-name", MODEL, "--namespace", NAMESPACE,
+             "--reason", "e2e: canary regret", "--tracking-uri", f"http://{mlflow_forward.ensure()}"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert rolled.returncode == 0, rolled.stderr[-2000:]
+        kube.wait_until(
+            lambda: all(sample.send()[1] == previous for _ in range(50)),
+            f"v{previous} on all traffic",
+            60,
+            interval=0,
+        )
+        seconds = time.monotonic() - started
+    finally:
+        counts = background.stop()
+        if forward:
+            forward.stop()
+    print(f"rollback v{current.version} -> v{previous}: {rolled.stderr.strip()[-300:]}")
+    print(
+        f"v{previous} on all traffic {seconds:.1f} s after the command started; steady client: {dict(counts)}"
+    )
+    assert str(champion(mlflow).version) == previous
+    assert seconds < 30
+    assert {status for status, _ in counts} == {200}, counts
