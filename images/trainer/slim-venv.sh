@@ -38,6 +38,7 @@ for name in [
     "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
     "sklearn.pipeline", "sklearn.preprocessing",
     "mlflow.pyfunc.scoring_server", "uvicorn", "modelyard.serving.app", "modelyard.steps.deploy",
+    "modelyard.steps.analyze",
 ]:
     if importlib.util.find_spec(name.split(".")[0]) and (
         "." not in name or importlib.util.find_spec(name)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from modelyard.contract.config import (
+    CanaryThresholds,
     ModelName,
     MonitorThresholds,
     PipelineConfig,
@@ -182,6 +183,27 @@ class DeployParams(StepParams):
     )
 
 
+class _CanaryTarget(StepParams):
+    model_name: ModelName = Field(description="registered model being rolled out")
+    rollout: str = Field(
+        min_length=1, description="its serving Rollout: the Services <rollout>-stable and -canary"
+    )
+    canary_version: str = Field(pattern=r"^[0-9]+$", description="the version the canary pods serve")
+    window_seconds: int = Field(30, ge=1, description="how long Traefik's metrics are watched")
+    dataset: str = Field(
+        "",
+        description="rows sent to both versions (with the label: scored too); empty: the version's input example",
+    )
+    metrics_url: str = Field(
+        "http://traefik.traefik.svc:9100/metrics",
+        description="Traefik's Prometheus metrics (per-service labels)",
+    )
+
+
+class AnalyzeParams(CanaryThresholds, _CanaryTarget):
+    """What is analysed, then every canary threshold."""
+
+
 MONITOR_EXPERIMENT: Final = "modelyard-monitoring"
 
 
@@ -254,6 +276,10 @@ class DeployOutputs(BaseModel):
     reasons: str = ""  # why an update was aborted, in Argo Rollouts' words
 
 
+class AnalyzeOutputs(BaseModel):
+    measured: str  # what was measured, in words
+
+
 class MonitorOutputs(BaseModel):
     verdict: Verdict  # what a scheduler branches on
     run_id: str
@@ -275,6 +301,7 @@ class StepName(StrEnum):
     MONITOR = "monitor"
     ROLLBACK = "rollback"
     DEPLOY = "deploy"
+    ANALYZE = "analyze"
 
 
 @dataclass(frozen=True)
@@ -385,6 +412,14 @@ STEPS: Final[dict[str, Step]] = {
             DeployOutputs,
             exit_codes=(*STANDARD_EXITS, ExitCode.REJECTED),
             deadline=DEPLOY_TIMEOUT + 5 * 60,
+        ),
+        _step(
+            StepName.ANALYZE,
+            "Judge a canary against the stable version: Traefik's error rate and p95 latency over a window, agreement on the same rows, the score on labelled rows; exit 3 to abort it.",
+            AnalyzeParams,
+            AnalyzeOutputs,
+            exit_codes=(*STANDARD_EXITS, ExitCode.REJECTED),
+            retries=0,
         ),
     )
 }

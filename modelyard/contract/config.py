@@ -145,6 +145,36 @@ class Thresholds(DriftLimits):
     )
 
 
+class CanaryThresholds(_Strict):
+    """What a canary is judged by against the stable version over one analysis window; each one
+    is also a flag of `modelyard step analyze` (the chart's serving.canary.analysis)."""
+
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="largest share of the canary's requests answered with a 5xx in the window",
+    )
+    max_latency_ratio: float = Field(
+        2.0, ge=1, description="largest canary p95 latency as a multiple of the stable version's (plus 50 ms)"
+    )
+    min_requests: int = Field(
+        20, ge=1, description="fewest canary requests in the window for the error-rate and latency checks"
+    )
+    min_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="smallest share of the same rows the canary predicts as the stable version does (regression: within 10%)",
+    )
+    max_metric_drop: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="on labelled rows: how much worse than the stable version the canary may score",
+    )
+
+
 class MonitorThresholds(DriftLimits):
     """Every number a monitoring check is judged by; each one is also a `modelyard monitor` flag."""
 

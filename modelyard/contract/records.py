@@ -113,6 +113,8 @@ class Tags:
     ROLLOUT: Final = PREFIX + "rollout"  # how `modelyard deploy` ended: a RolloutOutcome
     ROLLOUT_REASONS: Final = PREFIX + "rollout_reasons"
     ROLLOUT_AT: Final = PREFIX + "rollout_at"
+    ANALYSIS: Final = PREFIX + "canary_analysis"  # pass or fail, the last analysis of the version as a canary
+    ANALYSIS_DETAILS: Final = PREFIX + "canary_analysis_details"
     FEATURES: Final = PREFIX + "features"
     DATETIME_COLUMNS: Final = PREFIX + "datetime_columns"
     EXCLUDED_COLUMNS: Final = PREFIX + "excluded_columns"

@@ -280,10 +280,10 @@ def datasets(bucket: Minio) -> dict[str, str]:
     bad.loc[bad.index[: int(0.7 * len(bad))], "income"] = (
         None  # 70% missing: refused where max_null_fraction is set
     )
-    return {
-        name: upload(bucket, f"e2e/{name}.csv", rows)
-        for name, rows in {"customers": customers, "fresh": fresh, "drifted": drifted, "bad": bad}.items()
-    }
+    # The same customers with every label the other way round: a model that passes no canary.
+    flipped = customers.assign(churn=customers["churn"].map({"yes": "no", "no": "yes"}))
+    tables = {"customers": customers, "fresh": fresh, "drifted": drifted, "bad": bad, "flipped": flipped}
+    return {name: upload(bucket, f"e2e/{name}.csv", rows) for name, rows in tables.items()}
 
 
 @pytest.fixture(scope="session")

@@ -46,15 +46,24 @@ MONITOR_CRON: Final = "cronwf/modelyard-monitor"
 TRAINING_RECORD: Final = REPORT.parent / "e2e-training-workflow.json"
 STEPS: Final = {"prepare", "split", "validate", "train", "select", "evaluate", "register", "finish"}
 SERVED_REQUESTS: Final = 2000
-# The chart's canary steps (5% then 25%), each held 20 s; a version that is not ready in 120 s is aborted.
-SERVING: Final = {
-    "serving": {
-        "enabled": True,
-        "models": [{"name": MODEL}],
-        "canary": {"weights": [5, 25], "stepSeconds": 20},
-        "progressDeadlineSeconds": 120,
+
+
+# The chart's canary steps (5% then 25%), each analysed over 20 s on the customers table (two sound
+# models of it agree on most rows, one trained on flipped labels on few); a version not ready in
+# 120 s is aborted.
+def serving_values(rows: str) -> dict[str, Any]:
+    analysis = {"dataset": rows, "thresholds": {"minAgreement": 0.7, "maxMetricDrop": 0.1}}
+    canary = {"weights": [5, 25], "stepSeconds": 20, "analysis": analysis}
+    return {
+        "serving": {
+            "enabled": True,
+            "models": [{"name": MODEL}],
+            "canary": canary,
+            "progressDeadlineSeconds": 120,
+        }
     }
-}
+
+
 CANARY_SAMPLE: Final = 600
 
 pytestmark = pytest.mark.e2e
@@ -105,12 +114,19 @@ class Early:
 
     bad: str
     monitored: str
+    flipped: str  # MODEL trained on flipped labels: registered, rejected, a broken canary for test_12b
     concurrent_model: str
     concurrent: tuple[str, str]
     parquet: dict[str, tuple[str, str, str]]  # form: (dataset URI, model, workflow)
 
     def names(self) -> list[str]:
-        return [self.bad, self.monitored, *self.concurrent, *(name for *_, name in self.parquet.values())]
+        return [
+            self.bad,
+            self.monitored,
+            self.flipped,
+            *self.concurrent,
+            *(name for *_, name in self.parquet.values()),
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +151,8 @@ def early(
     return Early(
         bad=submit_training(argo, datasets["bad"], config_text, max_null_fraction="0.1"),
         monitored=submit_training(argo, datasets["customers"], one_candidate, MONITORED),
+        # A gate it cannot pass: rejected whether or not MODEL has a champion yet.
+        flipped=submit_training(argo, datasets["flipped"], one_candidate, min_accuracy="0.9"),
         concurrent_model=model,
         concurrent=(by_param, by_config),
         parquet=parquet,
@@ -606,12 +624,12 @@ def serving_rollout(api: client.ApiClient, model: str) -> dict[str, Any]:
 
 
 def test_11_the_champion_serves_through_traefik_and_every_answer_names_its_version(
-    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any
+    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any, datasets: dict[str, str]
 ) -> None:
     from conftest import make_customers
 
     version = str(champion(mlflow).version)
-    release.install(SERVING, wait="legacy")
+    release.install(serving_values(datasets["customers"]), wait="legacy")
     kube.wait_until(
         lambda: serving_rollout(api, MODEL).get("status", {}).get("phase") == "Healthy",
         f"the Rollout of {MODEL} Healthy",
@@ -692,6 +710,57 @@ def test_12_a_version_goes_out_as_a_5_percent_canary_under_load_and_is_promoted_
     assert champion(mlflow).tags[f"{TAG}previous_champion"] == before
     assert {status for status, _ in counts} == {200}, counts
     assert {version for _, version in counts} == {before, str(candidate)}
+    assert traefik_weights(api, MODEL) == {"stable": 100, "canary": 0}
+
+
+def test_12b_a_canary_that_predicts_otherwise_is_aborted_by_the_analysis_and_the_champion_stays(
+    trained: dict[str, Any], early: Early, argo: Argo, release: Release, api: client.ApiClient, mlflow: Any,
+    mlflow_forward: PortForward, tmp_path: Path,
+) -> None:  # fmt: skip
+    from conftest import make_customers
+
+    flipped = argo.wait(early.flipped)
+    assert flipped["status"]["phase"] == "Succeeded", flipped["status"].get("message")
+    broken = str(parent_run(mlflow, flipped).data.tags[f"{TAG}registered_version"])
+    before = str(champion(mlflow).version)
+    entry, forward = traefik_entry()
+    rows = json.loads(make_customers(rows=3, seed=14).drop(columns=[LABEL]).to_json(orient="records"))
+    background = Traffic(entry + invocations_path(MODEL), rows).start()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(kube.kubeconfig())}
+    try:
+        started = time.monotonic()
+        deployed = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "modelyard"), "deploy", "--model-name", MODEL, "--version", broken,
+             "--namespace", NAMESPACE, "--wait", "--tracking-uri", f"http://{mlflow_forward.ensure()}"],
+            env=env, capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+        sample = Traffic(entry + invocations_path(MODEL), rows)
+        kube.wait_until(
+            lambda: all(sample.send()[1] == before for _ in range(50)),
+            f"v{before} on all traffic",
+            30,
+            interval=0,
+        )
+    finally:
+        counts = background.stop()
+        if forward:
+            forward.stop()
+    print(
+        f"deploy of v{broken} (flipped labels) ended in {seconds:.0f} s: exit {deployed.returncode}, {deployed.stderr.strip()[-400:]}"
+    )
+    print(f"steady client during it: {dict(counts)}")
+    tags = mlflow().get_model_version(MODEL, broken).tags
+    print(
+        f"v{broken}: analysis {tags.get(f'{TAG}canary_analysis')}: {tags.get(f'{TAG}canary_analysis_details')}"
+    )
+    assert deployed.returncode == 3, deployed.stderr[-2000:]
+    assert tags[f"{TAG}rollout"] == "aborted"
+    assert tags[f"{TAG}canary_analysis"] == "fail"
+    assert "predicts as the stable version on only" in tags[f"{TAG}canary_analysis_details"]
+    assert str(champion(mlflow).version) == before
+    # Failed requests, if any, only from the canary before the abort.
+    assert all(version == broken for status, version in counts if status != 200), counts
     assert traefik_weights(api, MODEL) == {"stable": 100, "canary": 0}
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -891,6 +893,10 @@ def test_only_mlflow_workflow_pods_setup_job_and_tests_reach_minio():
         {"key": "workflows.argoproj.io/workflow", "operator": "Exists"}
     ]
     assert all("namespaceSelector" not in p for p in peers), "same namespace only"
+    # With serving, the canary analysis reads its rows (an s3:// dataset) too.
+    peers = one(scenario("serving"), "NetworkPolicy", "modelyard-minio")["spec"]["ingress"][0]["from"]
+    components = {p["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") for p in peers}
+    assert components == {"mlflow", "minio-setup", "test", "canary-analysis", None}
 
 
 def test_only_mlflow_reaches_postgresql():
@@ -1027,22 +1033,74 @@ def test_each_served_model_gets_a_rollout_its_two_services_and_a_traefik_route(m
         assert obj["metadata"]["labels"]["modelyard.dev/model"] == model
 
 
-def test_the_canary_steps_are_generated_from_the_weights_and_the_step_duration():
+def test_each_canary_weight_is_followed_by_the_analysis_or_without_it_a_pause():
     for model in SERVED_MODELS:
-        steps = one(scenario("serving"), "Rollout", f"modelyard-serve-{model}")["spec"]["strategy"]["canary"]
-        assert steps["steps"] == [
-            {"setWeight": 5},
-            {"pause": {"duration": "30s"}},
-            {"setWeight": 25},
-            {"pause": {"duration": "30s"}},
-        ]
+        name = f"modelyard-serve-{model}"
+        steps = one(scenario("serving"), "Rollout", name)["spec"]["strategy"]["canary"]["steps"]
+        analysis = {
+            "analysis": {
+                "templates": [{"templateName": "modelyard-canary-analysis"}],
+                "args": [
+                    {"name": "model-name", "value": model},
+                    {"name": "rollout", "value": name},
+                    {
+                        "name": "canary-version",
+                        "valueFrom": {
+                            "fieldRef": {
+                                "fieldPath": "spec.template.metadata.annotations['modelyard.dev/model-version']"
+                            }
+                        },
+                    },
+                ],
+            }
+        }
+        assert steps == [{"setWeight": 5}, analysis, {"setWeight": 25}, analysis]
     objs = render(
-        SCENARIOS["serving"], sets=["serving.canary.weights={10,50,90}", "serving.canary.stepSeconds=5"]
+        SCENARIOS["serving"],
+        sets=[
+            "serving.canary.weights={10,50,90}",
+            "serving.canary.stepSeconds=5",
+            "serving.canary.analysis.enabled=false",
+        ],
     )
     steps = one(objs, "Rollout", "modelyard-serve-iris")["spec"]["strategy"]["canary"]["steps"]
     assert steps == [
         step for weight in (10, 50, 90) for step in ({"setWeight": weight}, {"pause": {"duration": "5s"}})
     ]
+    assert not find(objs, "AnalysisTemplate")
+
+
+def test_the_canary_analysis_job_runs_the_analyze_step_with_the_chart_s_settings(tmp_path: Path):
+    from modelyard.contract import STEPS, StepName, kebab
+
+    analysis = {"dataset": "s3://d/rows.csv", "thresholds": {"minAgreement": 0.8}}
+    values = tmp_path / "analysis.yaml"
+    values.write_text(yaml.safe_dump({"serving": {"canary": {"analysis": analysis}}}))
+    template = one(
+        render([*SCENARIOS["serving"], str(values)]), "AnalysisTemplate", "modelyard-canary-analysis"
+    )
+    assert [a["name"] for a in template["spec"]["args"]] == ["model-name", "rollout", "canary-version"]
+    (metric,) = template["spec"]["metrics"]
+    job = metric["provider"]["job"]["spec"]
+    assert job["backoffLimit"] == 0
+    (container,) = job["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:2] == ["step", kebab(StepName.ANALYZE)]
+    flags = {a.split("=", 1)[0].removeprefix("--"): a.split("=", 1)[1] for a in args[2:]}
+    assert set(flags) <= {kebab(f) for f in STEPS[StepName.ANALYZE].params.model_fields}
+    assert flags["canary-version"] == "{{args.canary-version}}"
+    assert flags["window-seconds"] == "30"
+    assert flags["min-agreement"] == "0.8"
+    assert flags["dataset"] == "s3://d/rows.csv"
+    labels = job["template"]["metadata"]["labels"]
+    policy = one(scenario("serving"), "NetworkPolicy", "modelyard-serving")
+    admitted = [
+        peer["podSelector"]["matchLabels"]
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" not in peer
+    ]
+    assert any(selector.items() <= labels.items() for selector in admitted)
 
 
 def test_serving_pods_serve_the_annotated_version_or_the_champion_through_mlflow():
@@ -1096,7 +1154,7 @@ def test_serving_runs_the_pipeline_image_unless_given_its_own():
     assert (own["image"], own["imagePullPolicy"]) == ("acme/serve:0.1.0", "Always")
 
 
-def test_only_traefik_reaches_the_serving_pods_and_they_reach_only_dns_and_mlflow():
+def test_only_traefik_and_the_canary_analysis_reach_the_serving_pods_which_reach_only_dns_and_mlflow():
     objs = scenario("serving")
     policy = one(objs, "NetworkPolicy", "modelyard-serving")
     for model in SERVED_MODELS:
@@ -1110,7 +1168,16 @@ def test_only_traefik_reaches_the_serving_pods_and_they_reach_only_dns_and_mlflo
                 {
                     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
                     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                }
+                },
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "modelyard",
+                            "app.kubernetes.io/instance": "modelyard",
+                            "app.kubernetes.io/component": "canary-analysis",
+                        }
+                    }
+                },
             ],
         }
     ]
@@ -1148,13 +1215,20 @@ def test_the_chart_serves_models_as_the_serving_contract_says():
 def test_the_readme_documents_every_serving_value():
     readme = (CHART_DIR / "README.md").read_text()
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["serving"]
+
     # Blocks of settings are documented key by key; image, resources and maps as a whole.
-    paths = [
-        f"serving.{key}.{sub}" if sub else f"serving.{key}"
-        for key, value in values.items()
-        for sub in (value if key in ("canary", "traefik") else [None])
-    ]
-    missing = [path for path in paths if f"`{path}`" not in readme]
+    def paths(prefix: str, block: dict[str, Any]) -> list[str]:
+        return [
+            p
+            for key, value in block.items()
+            for p in (
+                paths(f"{prefix}.{key}", value)
+                if key in ("canary", "traefik", "analysis")
+                else [f"{prefix}.{key}"]
+            )
+        ]
+
+    missing = [path for path in paths("serving", values) if f"`{path}`" not in readme]
     assert not missing, missing
 
 
