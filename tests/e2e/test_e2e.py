@@ -666,50 +666,46 @@ def traefik_weights(api: client.ApiClient, model: str) -> dict[str, int]:
     return {s["name"].rsplit("-", 1)[1]: s["weight"] for s in weighted["spec"]["weighted"]["services"]}
 
 
-def test_12_a_version_goes_out_as_a_5_percent_canary_under_load_and_is_promoted_to_champion(
-    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any, mlflow_forward: PortForward,
-    tmp_path: Path,
-) -> None:  # fmt: skip
+def test_12_the_deploy_template_ships_a_version_as_a_5_percent_canary_under_load_and_promotes_it(
+    trained: dict[str, Any], argo: Argo, release: Release, api: client.ApiClient, mlflow: Any
+) -> None:
     from conftest import make_customers
 
     before = str(champion(mlflow).version)
-    candidate = next(
-        v.version for v in mlflow().search_model_versions(f"name='{MODEL}'") if str(v.version) != before
-    )
+    versions = mlflow().search_model_versions(f"name='{MODEL}'")
+    promoted = [v for v in versions if v.tags.get(f"{TAG}decision") == "promote" and str(v.version) != before]
+    candidate = str(max(promoted, key=lambda v: int(v.version)).version)  # a sound model, once champion
     entry, forward = traefik_entry()
     rows = json.loads(make_customers(rows=3, seed=12).drop(columns=[LABEL]).to_json(orient="records"))
     background = Traffic(entry + invocations_path(MODEL), rows).start()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(kube.kubeconfig())}
-    command = [str(REPO / ".venv" / "bin" / "modelyard"), "deploy", "--model-name", MODEL, "--version", str(candidate),
-               "--namespace", NAMESPACE, "--wait", "--tracking-uri", f"http://{mlflow_forward.ensure()}"]  # fmt: skip
     started = time.monotonic()
-    deploying = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    name = argo.submit("workflowtemplate/modelyard-deploy", model_name=MODEL, version=candidate)
     try:
         kube.wait_until(
             lambda: traefik_weights(api, MODEL) == {"stable": 95, "canary": 5}, "the 5% step", 300
         )
         sample = Traffic(entry + invocations_path(MODEL), rows)
-        kube.wait_until(lambda: sample.send()[1] == str(candidate), "the canary answering", 30, interval=0)
+        kube.wait_until(lambda: sample.send()[1] == candidate, "the canary answering", 30, interval=0)
         sample.counts.clear()
         for _ in range(CANARY_SAMPLE):
             sample.send()
-        share = sample.counts[200, str(candidate)] / CANARY_SAMPLE
-        print(f"at the 5% step, {CANARY_SAMPLE} requests: {dict(sample.counts)} (canary {share:.1%})")
-        assert abs(share - 0.05) <= 0.02, sample.counts
-        out, err = deploying.communicate(timeout=600)
+        workflow = argo.wait(name)
     finally:
-        deploying.kill()
         counts = background.stop()
         if forward:
             forward.stop()
-    print(f"deploy v{candidate} in {time.monotonic() - started:.0f} s: {out.strip()} {err.strip()[-300:]}")
+    share = sample.counts[200, candidate] / CANARY_SAMPLE
+    print(f"at the 5% step, {CANARY_SAMPLE} requests: {dict(sample.counts)} (canary {share:.1%})")
+    outputs = {p["name"]: p.get("value") for p in workflow["status"].get("outputs", {}).get("parameters", [])}
+    print(f"{name} ({workflow['status']['phase']}) in {time.monotonic() - started:.0f} s: {outputs}")
     print(f"steady client during the rollout: {dict(counts)}")
-    assert deploying.returncode == 0, err[-2000:]
-    assert json.loads(out)["outcome"] == "promoted"
-    assert str(champion(mlflow).version) == str(candidate)
+    assert abs(share - 0.05) <= 0.02, sample.counts
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
+    assert outputs["outcome"] == "promoted"
+    assert str(champion(mlflow).version) == candidate
     assert champion(mlflow).tags[f"{TAG}previous_champion"] == before
     assert {status for status, _ in counts} == {200}, counts
-    assert {version for _, version in counts} == {before, str(candidate)}
+    assert {version for _, version in counts} == {before, candidate}
     assert traefik_weights(api, MODEL) == {"stable": 100, "canary": 0}
 
 
