@@ -28,7 +28,6 @@ class RolloutState:
     name: str
     template_version: str  # the pod template's annotation; "" means the alias at pod start
     stable_version: str | None  # the stable pods' annotation ("" as above); None: no stable pod ready
-    updating_version: str | None  # the template's version once its pods exist, else None
     phase: str  # Argo Rollouts' phase: Progressing, Paused, Healthy, Degraded
     message: str
     aborted: bool
@@ -90,9 +89,6 @@ class Cluster:
             template_version=template,
             stable_version=_version_of(stable.spec.template)
             if stable and stable.status.readyReplicas
-            else None,
-            updating_version=template
-            if any(_version_of(rs.spec.template) == template for rs in by_hash.values())
             else None,
             phase=status.get("phase", ""),
             message=status.get("message", ""),

@@ -188,7 +188,6 @@ class _CanaryTarget(StepParams):
     rollout: str = Field(
         min_length=1, description="its serving Rollout: the Services <rollout>-stable and -canary"
     )
-    canary_version: str = Field(pattern=r"^[0-9]+$", description="the version the canary pods serve")
     window_seconds: int = Field(30, ge=1, description="how long Traefik's metrics are watched")
     dataset: str = Field(
         "",

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from modelyard.backends.registry import existing_version, stamp
 from modelyard.contract import AnalyzeOutputs, AnalyzeParams
 from modelyard.contract.records import CHAMPION, Tags
+from modelyard.contract.serving import MODEL_VERSION_HEADER
 from modelyard.core.errors import BadInputError, RejectedError, TransientError
 from modelyard.ml.datasets import load_dataset
 from modelyard.quality.canary import agreement, judge, traefik_counts
@@ -25,7 +26,8 @@ REQUEST_SECONDS = 30
 
 def analyze(params: AnalyzeParams, work_dir: Path) -> AnalyzeOutputs:
     registry = MlflowClient()
-    version = existing_version(registry, params.model_name, params.canary_version, CHAMPION)
+    stable_url, canary_url = (f"http://{params.rollout}-{role}" for role in ("stable", "canary"))
+    version = existing_version(registry, params.model_name, served_version(canary_url), CHAMPION)
     rows, labels = rows_to_compare(params, str(version.version))
     before = fetch(params.metrics_url)
     time.sleep(params.window_seconds)
@@ -36,8 +38,8 @@ def analyze(params: AnalyzeParams, work_dir: Path) -> AnalyzeOutputs:
     stable = traefik_counts(after, f"{params.rollout}-stable-").minus(
         traefik_counts(before, f"{params.rollout}-stable-")
     )
-    from_stable = predict(f"http://{params.rollout}-stable/invocations", rows)
-    from_canary = predict(f"http://{params.rollout}-canary/invocations", rows)
+    from_stable = predict(f"{stable_url}/invocations", rows)
+    from_canary = predict(f"{canary_url}/invocations", rows)
     numeric = version.tags.get(Tags.TASK) == "regression"
     drop = score_drop(labels, from_stable, from_canary, numeric) if labels is not None else None
     failed, seen = judge(params, canary, stable, agreement(from_stable, from_canary, numeric), drop)
@@ -71,6 +73,15 @@ def rows_to_compare(params: AnalyzeParams, version: str) -> tuple[pd.DataFrame, 
         raise BadInputError(f"{params.dataset} lacks the model's input columns {missing}")
     extra = [c for c in table.columns if c not in inputs]
     return table[inputs], (table[extra[0]] if len(extra) == 1 else None)
+
+
+def served_version(service: str) -> str:
+    """The version a serving Service's pods serve: every answer of `modelyard serve` names it."""
+    try:
+        with urllib.request.urlopen(f"{service}/ping", timeout=REQUEST_SECONDS) as response:
+            return str(response.headers[MODEL_VERSION_HEADER])
+    except OSError as exc:
+        raise TransientError(f"{service} did not answer: {exc}") from exc
 
 
 def fetch(url: str) -> str:

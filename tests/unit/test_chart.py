@@ -1043,14 +1043,6 @@ def test_each_canary_weight_is_followed_by_the_analysis_or_without_it_a_pause():
                 "args": [
                     {"name": "model-name", "value": model},
                     {"name": "rollout", "value": name},
-                    {
-                        "name": "canary-version",
-                        "valueFrom": {
-                            "fieldRef": {
-                                "fieldPath": "spec.template.metadata.annotations['modelyard.dev/model-version']"
-                            }
-                        },
-                    },
                 ],
             }
         }
@@ -1079,7 +1071,7 @@ def test_the_canary_analysis_job_runs_the_analyze_step_with_the_chart_s_settings
     template = one(
         render([*SCENARIOS["serving"], str(values)]), "AnalysisTemplate", "modelyard-canary-analysis"
     )
-    assert [a["name"] for a in template["spec"]["args"]] == ["model-name", "rollout", "canary-version"]
+    assert [a["name"] for a in template["spec"]["args"]] == ["model-name", "rollout"]
     (metric,) = template["spec"]["metrics"]
     job = metric["provider"]["job"]["spec"]
     assert job["backoffLimit"] == 0
@@ -1088,7 +1080,7 @@ def test_the_canary_analysis_job_runs_the_analyze_step_with_the_chart_s_settings
     assert args[:2] == ["step", kebab(StepName.ANALYZE)]
     flags = {a.split("=", 1)[0].removeprefix("--"): a.split("=", 1)[1] for a in args[2:]}
     assert set(flags) <= {kebab(f) for f in STEPS[StepName.ANALYZE].params.model_fields}
-    assert flags["canary-version"] == "{{args.canary-version}}"
+    assert flags["rollout"] == "{{args.rollout}}"
     assert flags["window-seconds"] == "30"
     assert flags["min-agreement"] == "0.8"
     assert flags["dataset"] == "s3://d/rows.csv"
