@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Final, Literal, get_args, get_origin
 
-from hera.workflows import Artifact, Container, Env, Parameter, Resources, RetryStrategy
+from hera.workflows import Artifact, Container, Env, Parameter, Resources, RetryStrategy, WorkflowTemplate
 from hera.workflows import models as m
 from hera.workflows.env_from import SecretEnvFrom
 
@@ -267,3 +267,19 @@ def cron_policy() -> dict[str, Any]:
         "successful_jobs_history_limit": 5,
         "failed_jobs_history_limit": 5,
     }
+
+
+def champion_move_template(name: str, step: Step, deadline: int) -> WorkflowTemplate:
+    """A WorkflowTemplate of one step that may move `champion` (rollback, deploy): it holds the
+    mutex of the training template's register step, so one champion move happens at a time."""
+    assert MUTEX_KEY in step.params.model_fields, f"the champion mutex is keyed by {MUTEX_KEY}"
+    with WorkflowTemplate(
+        name=name,
+        entrypoint=kebab(step.name),
+        arguments=params_as_arguments(step.params) + platform_parameters(),
+        active_deadline_seconds=deadline,
+        annotations={"workflows.argoproj.io/description": step.help},
+        **workflow_spec_defaults(),
+    ) as template:
+        step_template(step, global_outputs=tuple(step.outputs.model_fields), synchronization=champion_mutex())
+    return template
