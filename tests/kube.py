@@ -116,15 +116,19 @@ def apply_custom(
     )  # fmt: skip
 
 
-def patch_custom(api: client.ApiClient, namespace: str, document: dict[str, Any], patch: dict[str, Any],
+def patch_custom(api: client.ApiClient, namespace: str, document: dict[str, Any], patch: dict[str, Any] | list[Any],
                  subresource: str = "") -> Any:  # fmt: skip
-    """Merge-patch a custom object (its status with subresource="status")."""
+    """Patch a custom object (its status with subresource="status"): a merge patch, or a JSON patch
+    when given a list of operations."""
     group, version, plural = custom_path(document)
     objects = client.CustomObjectsApi(api)
     name = document["metadata"]["name"]
     if subresource == "status":
         return objects.patch_namespaced_custom_object_status(group, version, namespace, plural, name, patch)
-    return objects.patch_namespaced_custom_object(group, version, namespace, plural, name, patch)
+    kind = "application/json-patch+json" if isinstance(patch, list) else "application/merge-patch+json"
+    return objects.patch_namespaced_custom_object(
+        group, version, namespace, plural, name, patch, _content_type=kind
+    )
 
 
 def get_custom(api: client.ApiClient, namespace: str, document: dict[str, Any]) -> Any:

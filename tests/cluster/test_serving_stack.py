@@ -23,7 +23,7 @@ pytestmark = pytest.mark.cluster
 CANARY_WEIGHT: Final = 20
 REQUESTS: Final = 200
 WEB: Final = "web"
-SERVING_KINDS: Final = {"Rollout", "TraefikService", "Middleware", "IngressRoute"}
+SERVING_KINDS: Final = {"Rollout", "AnalysisTemplate", "TraefikService", "Middleware", "IngressRoute"}
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +154,9 @@ def test_a_canary_step_sets_traefiks_weights_and_an_abort_takes_them_back(
     kube.wait_until(lambda: rollout_phase(api, namespace, rollout) == "Healthy", "the Rollout Healthy", 180)
     kube.wait_until(lambda: answer(namespace) == "v1", "v1 answering through Traefik", 60)
 
-    template = {"spec": {"template": {"spec": {"containers": [{"name": WEB, "env": [{"name": "VERSION", "value": "v2"}]}]}}}}  # fmt: skip
-    kube.patch_custom(api, namespace, rollout, template)
+    # A JSON patch: a merge patch of a custom object replaces the whole container list.
+    v2 = [{"op": "replace", "path": "/spec/template/spec/containers/0/env/0/value", "value": "v2"}]
+    kube.patch_custom(api, namespace, rollout, v2)
     split = {"stable": 100 - CANARY_WEIGHT, "canary": CANARY_WEIGHT}
     kube.wait_until(lambda: weights(api, namespace, weighted) == split, f"the weights {split}", 180)
     kube.wait_until(lambda: answer(namespace) == "v2", "the canary answering", 30, interval=0.1)
@@ -181,7 +182,7 @@ def test_a_canary_step_sets_traefiks_weights_and_an_abort_takes_them_back(
 
 def test_the_chart_s_serving_objects_pass_their_crds_schemas(api: client.ApiClient, namespace: str) -> None:
     """What the chart renders for serving, checked by the cluster's own CRDs (server-side dry run,
-    unknown fields refused): the Rollouts, TraefikServices, Middlewares and IngressRoutes."""
+    unknown fields refused): the Rollouts, AnalysisTemplate, TraefikServices, Middlewares and IngressRoutes."""
     served = [o for o in render_scenario("serving") if o["kind"] in SERVING_KINDS]
     kinds = Counter(o["kind"] for o in served)
     print(f"dry-run: {dict(kinds)}")
