@@ -19,6 +19,7 @@ from modelyard.core.errors import BadInputError, TransientError
 
 Rollout = create_namespaced_resource("argoproj.io", "v1alpha1", "Rollout", "rollouts")
 POD_TEMPLATE_HASH: Final = "rollouts-pod-template-hash"  # Argo Rollouts' label on its ReplicaSets
+REVISION: Final = "rollout.argoproj.io/revision"  # and its annotation numbering them
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,24 @@ class Cluster:
             message=status.get("message", ""),
             aborted=bool(status.get("abort")),
         )
+
+    def earlier_template_version(self, model: str, version: str) -> str | None:
+        """What to set the template to so that it serves `version` again: the value of the newest
+        earlier ReplicaSet that served it (None: one that served the alias, which names `version`
+        again), so Argo Rollouts sees a rollback to a known revision and skips the canary steps,
+        and its pods, kept for serving.keepPreviousSeconds, take the traffic at once."""
+        rollout = self.rollout(model)
+        stable = (rollout.get("status") or {}).get("stableRS", "")
+        earlier = sorted(
+            (rs for hash_, rs in self._replica_sets(rollout).items() if hash_ != stable),
+            key=lambda rs: int((rs.metadata.annotations or {}).get(REVISION, "0")),
+            reverse=True,
+        )
+        for rs in earlier:
+            served = _version_of(rs.spec.template)
+            if served in (version, ""):
+                return served or None
+        return version
 
     def serve_version(self, rollout: str, version: str | None) -> None:
         """Set the version the pod template serves (None: the alias); a change rolls out as a canary."""

@@ -36,7 +36,7 @@ def move_traffic(params: RollbackParams, version: str) -> str:
         if rollout is None:
             return f"traffic: {params.model_name} is not served in namespace {cluster.namespace} (or its Rollouts are not readable)"
         name = rollout["metadata"]["name"]
-        cluster.serve_version(name, version)
+        cluster.serve_version(name, cluster.earlier_template_version(params.model_name, version))
         cluster.promote_full(name)
     except TransientError as exc:
         raise TransientError(

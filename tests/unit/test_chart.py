@@ -996,6 +996,7 @@ def test_each_served_model_gets_a_rollout_its_two_services_and_a_traefik_route(m
     assert canary["trafficRouting"] == {"traefik": {"weightedTraefikServiceName": name}}
     assert "abortScaleDownDelaySeconds" not in canary  # 0 would keep an aborted canary running
     assert canary["dynamicStableScale"] is False
+    assert canary["scaleDownDelaySeconds"] == 600  # the previous version stays warm for a rollback
     for role in ("stable", "canary"):
         service = one(objs, "Service", f"{name}-{role}")
         assert service["spec"]["type"] == "ClusterIP"
