@@ -29,7 +29,10 @@ def fake_train(step: str, args: dict[str, Any], work_dir: Path) -> BaseModel:
     name = args["name"]
     if args.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    (work_dir / f"{name}.pid").write_text(str(os.getpid()))
+    # Written whole, then renamed: a test that sees the file reads the pid, never an empty file.
+    written = work_dir / f".{name}.pid.partial"
+    written.write_text(str(os.getpid()))
+    written.replace(work_dir / f"{name}.pid")
     for other in args.get("after", []):  # an order, not a delay: on a busy machine a worker starts late
         wait_for_pid(work_dir, other)
     time.sleep(args.get("seconds", 0))
