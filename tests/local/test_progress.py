@@ -26,7 +26,9 @@ def test_a_long_fit_says_how_far_it_has_come_and_when_it_was_cut(
     tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(train, "HEARTBEAT_SECONDS", 0.5)
-    make_customers(3000).to_csv(tmp_path / "customers.csv", index=False)
+    # Rows enough that no machine grows the forest within the budget: on an idle one 3,000 rows grew
+    # 2,000 trees in 3 s, so the rest was grown at once and nothing was cut.
+    make_customers(12000).to_csv(tmp_path / "customers.csv", index=False)
     params = {"config": FOREST, "dataset": str(tmp_path / "customers.csv"), "label": "churn"}
     prepared = run_in_process("prepare", parse_params(PrepareParams, params).model_dump(), tmp_path)
     pipeline = {"config": prepared.config, "run_id": prepared.run_id}
