@@ -91,7 +91,8 @@ def test_the_s3_timeout_and_retries_are_configurable(silent: SilentServer, tmp_p
     )
     assert done.returncode == 75, done.stderr
     assert endpoint in last_line(done.stderr)
-    assert 1.5 <= seconds < 5, seconds
+    # 1.5 s, not the default 10 s (a loaded machine takes seconds more to end the process).
+    assert 1.5 <= seconds < 10, seconds
     assert len(silent.accepted) == 1  # no retry
 
 
