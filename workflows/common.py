@@ -179,22 +179,21 @@ def step_template(
     step: Step,
     *,
     values: dict[str, str] | None = None,
+    defaults: dict[str, str] | None = None,
     global_outputs: Collection[str] = (),
     synchronization: m.Synchronization | None = None,
 ) -> Container:
     """The container template that runs `modelyard step <name>` with every parameter as a flag.
 
     values: fixed input values (the exit handler cannot be given arguments).
+    defaults: input values used when the caller passes none.
     global_outputs: outputs also exported as workflow outputs, defaulting to "" when never written.
     """
     fields = list(step.params.model_fields)
     args = ["step", kebab(step.name), "--work-dir", WORK_DIR]
     for name in fields:
         args += [f"--{kebab(name)}", input_param(kebab(name))]
-    inputs: list[Parameter | Artifact] = [
-        Parameter(name=kebab(n), value=values[n]) if values and n in values else Parameter(name=kebab(n))
-        for n in fields
-    ]
+    inputs: list[Parameter | Artifact] = [_input(n, values or {}, defaults or {}) for n in fields]
     inputs += [Artifact(name=kebab(a), path=artifact_path(a)) for a in step.inputs]
     outputs: list[Parameter | Artifact] = [
         Parameter(
@@ -234,6 +233,14 @@ def step_template(
         volume_mounts=[m.VolumeMount(name=TMP_VOLUME, mount_path="/tmp")],
         synchronization=synchronization,
     )
+
+
+def _input(name: str, values: dict[str, str], defaults: dict[str, str]) -> Parameter:
+    if name in values:
+        return Parameter(name=kebab(name), value=values[name])
+    if name in defaults:
+        return Parameter(name=kebab(name), default=defaults[name])
+    return Parameter(name=kebab(name))
 
 
 MUTEX_KEY: Final = "model_name"  # the input of every template that moves `champion`

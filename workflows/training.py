@@ -27,9 +27,10 @@ WORKFLOW_DEADLINE: Final = 4 * 3600
 GLOBAL_OUTPUTS: Final[dict[str, tuple[str, ...]]] = {
     "prepare": ("run_id", "run_url"),
     "register": ("decision", "version", "champion_version", "note"),
+    "deploy": ("outcome", "reasons"),
 }
-# The promotion step; it holds the per-model mutex around moving `champion`.
-PROMOTION: Final = "register"
+# The steps that move `champion`; each holds the per-model mutex while it runs.
+CHAMPION_MOVES: Final = ("register", "deploy")
 # The exit handler takes no arguments in Argo; its inputs are fixed to workflow variables. It finds
 # the parent run by the workflow uid, since prepare (and so its run-id output) may never have run.
 EXIT_VALUES: Final = {
@@ -56,8 +57,9 @@ def dag_task(task: PipelineTask) -> Task:
     global_outputs = GLOBAL_OUTPUTS.get(task.name, ())
     template = step_template(
         task.step,
+        defaults={n: str(f.default) for n, f in task.step.params.model_fields.items() if n not in task.args},
         global_outputs=global_outputs,
-        synchronization=champion_mutex() if task.name == PROMOTION else None,
+        synchronization=champion_mutex() if task.name in CHAMPION_MOVES else None,
     )
     arguments: list[Parameter | Artifact] = [
         Parameter(name=kebab(name), value=source_ref(source)) for name, source in task.args.items()
@@ -72,6 +74,7 @@ def dag_task(task: PipelineTask) -> Task:
         arguments=arguments,
         with_param=source_ref(task.fan_out) if task.fan_out else None,
         depends=" && ".join(task.depends_on()) or None,
+        when=f"'{source_ref(task.when)}' != ''" if task.when else None,
     )
 
 
@@ -81,7 +84,8 @@ def _check() -> None:
         missing = set(outputs) - set(steps[task].outputs.model_fields)
         assert not missing, f"GLOBAL_OUTPUTS names outputs {task} does not have: {missing}"
     assert set(EXIT_VALUES) == set(EXIT_HANDLER.params.model_fields), "EXIT_VALUES must cover FinishParams"
-    assert MUTEX_KEY in steps[PROMOTION].params.model_fields, f"the promotion mutex is keyed by {MUTEX_KEY}"
+    for task in CHAMPION_MOVES:
+        assert MUTEX_KEY in steps[task].params.model_fields, f"the champion mutex is keyed by {MUTEX_KEY}"
 
 
 def build() -> WorkflowTemplate:
@@ -94,7 +98,7 @@ def build() -> WorkflowTemplate:
         active_deadline_seconds=WORKFLOW_DEADLINE,
         annotations={
             "workflows.argoproj.io/description": "modelyard training: prepare, split, validate, "
-            "train candidates, select, evaluate, register.",
+            "train candidates, select, evaluate, register; with promotion: canary, deploy.",
         },
         **workflow_spec_defaults(),
     ) as template:

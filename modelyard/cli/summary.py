@@ -29,6 +29,7 @@ def summarize(run: PipelineRun, model_name: str, tracking_uri: str) -> str:
         (f"@{CHAMPION}", f"v{registered.champion_version}" if registered.champion_version else "-"),
         (f"@{CHALLENGER}", f"v{registered.version}"),
         ("note", registered.note),
+        *_deployed(run),
         ("winner", winner(evaluation)),
     ]
     small_test = read_record(SplitSummary, run.work_dir / SPLITS / SPLIT_FILE).small_test
@@ -49,6 +50,19 @@ def summarize(run: PipelineRun, model_name: str, tracking_uri: str) -> str:
         rows.append(("MLflow runs", experiment_url(experiment)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _deployed(run: PipelineRun) -> list[tuple[str, str]]:
+    """The canary's end (promotion: canary): promoted (now champion) or aborted, and why."""
+    deployed = run.outputs.get(StepName.DEPLOY)
+    if deployed is None:
+        return []
+    return [
+        (
+            "canary",
+            f"v{deployed.version} {deployed.outcome}" + (f": {deployed.reasons}" if deployed.reasons else ""),
+        )
+    ]
 
 
 def winner(evaluation: Evaluation) -> str:

@@ -255,6 +255,7 @@ class RegisterOutputs(BaseModel):
     champion_version: str  # the champion when this run's register step finished
     decision: Decision  # what was done: a promotion refused because the champion moved is "reject"
     note: str = ""  # what was done and why, in words
+    deploy_version: str = ""  # the version the deploy step ships as a canary (promotion: canary), else ""
 
 
 class FinishOutputs(BaseModel):

@@ -35,6 +35,9 @@ from modelyard.contract.tasks import (
 )
 from modelyard.core.errors import BadInputError
 
+Promotion = Literal["champion", "canary"]
+CANARY: Final[Promotion] = "canary"
+
 MODEL_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
@@ -303,6 +306,11 @@ class PipelineConfig(_Strict):
         le=24 * 3600,
         description="seconds one candidate may spend fitting; a tree ensemble is cut at the trees grown by then",
     )
+    promotion: Promotion = Field(
+        "champion",
+        description="how a challenger that passes evaluation is promoted: champion (register moves the alias) "
+        "or canary (the model's serving Rollout ships it as a canary, and it takes champion when promoted)",
+    )
 
     @field_validator("search_space")
     @classmethod
@@ -333,6 +341,7 @@ FLAT_TOP_LEVEL = (
     "primary_metric",
     "large_table_rows",
     "candidate_time_budget",
+    "promotion",
 )
 
 

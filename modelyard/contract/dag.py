@@ -47,12 +47,12 @@ class Task:
     artifacts: dict[str, str] = field(default_factory=dict)  # input artifact -> producing task
     fan_out: TaskOutput | None = None  # one instance per element of this JSON list
     after: tuple[str, ...] = ()  # ordering without data: e.g. train only after validation passed
+    when: TaskOutput | None = None  # runs only when this output is not empty; else skipped
 
     def depends_on(self) -> list[str]:
         upstream = [s.task for s in self.args.values() if isinstance(s, TaskOutput | AllOutputs)]
         upstream += list(self.artifacts.values()) + list(self.after)
-        if self.fan_out:
-            upstream.append(self.fan_out.task)
+        upstream += [source.task for source in (self.fan_out, self.when) if source]
         return list(dict.fromkeys(upstream))
 
 
@@ -93,6 +93,16 @@ TRAINING: Final[tuple[Task, ...]] = (
         STEPS[StepName.REGISTER],
         RUN_CONTEXT | {"model_name": TaskOutput(StepName.PREPARE, "model_name")},
         artifacts={SPLITS: StepName.SPLIT, EVALUATION: StepName.EVALUATE},
+    ),
+    # promotion: canary: the version register passed goes out through the model's serving Rollout.
+    Task(
+        StepName.DEPLOY,
+        STEPS[StepName.DEPLOY],
+        {
+            "model_name": TaskOutput(StepName.PREPARE, "model_name"),
+            "version": TaskOutput(StepName.REGISTER, "deploy_version"),
+        },
+        when=TaskOutput(StepName.REGISTER, "deploy_version"),
     ),
 )
 

@@ -97,6 +97,9 @@ def run_pipeline(
         with forking_parent():
             for number, task in enumerate(TRAINING, 1):
                 echo(f"[{number}/{len(TRAINING)}] {task.name}: {task.step.help}")
+                if task.when and not _resolve(task.when, inputs, run, None):
+                    echo(f"      {task.name} skipped: {task.when.task} gave no {task.when.output}")
+                    continue
                 started = time.perf_counter()
                 run.outputs[task.name] = _run_task(task, inputs, run, execute, parallel, echo)
                 _keep_outputs(task.name, run)

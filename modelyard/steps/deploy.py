@@ -42,20 +42,24 @@ def start(params: DeployParams, follow_for: float | None = None) -> DeployOutput
     if before.template_version == version and before.settled:
         return DeployOutputs(version=version, previous_version=version, outcome="unchanged")
     champion = by_alias(registry, params.model_name, CHAMPION)
-    if (
+    under_way = (
         before.stable_version is not None
         and before.template_version != before.stable_version
         and not before.aborted
-    ):
+    )
+    if under_way and before.template_version != version:
         raise BadInputError(
             f"an update of {params.model_name} is under way (v{before.template_version or '?'} as a canary, "
             f"phase {before.phase}): wait for it to end, or abort it with `kubectl argo rollouts abort {before.name}`"
         )
-    cluster.serve_version(before.name, version)
-    first = before.stable_version is None  # nothing serves yet: no stable version to compare with
-    if first:
-        cluster.promote_full(before.name)
-    how = "all traffic at once (nothing served yet)" if first else "a canary"
+    if under_way:  # this version's own update: a retried deploy follows it on
+        how = "a canary, already under way"
+    else:
+        cluster.serve_version(before.name, version)
+        first = before.stable_version is None  # nothing serves yet: no stable version to compare with
+        if first:
+            cluster.promote_full(before.name)
+        how = "all traffic at once (nothing served yet)" if first else "a canary"
     print(
         f"deploying {params.model_name} v{version} as {how} ({cluster.namespace}/{before.name})",
         file=sys.stderr,

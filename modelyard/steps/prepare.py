@@ -9,7 +9,7 @@ import mlflow
 
 from modelyard.backends.tracking import experiment_id, lineage_tags, run_url
 from modelyard.contract import PrepareOutputs, PrepareParams
-from modelyard.contract.config import PipelineConfig, for_task, load_config
+from modelyard.contract.config import CANARY, PipelineConfig, for_task, load_config
 from modelyard.contract.records import CONFIG_FILE, Tags
 from modelyard.contract.tasks import infer_task, minority_share
 from modelyard.ml.datasets import load_column
@@ -20,6 +20,8 @@ from modelyard.quality.checks import require_label_values
 def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
     overrides = params.model_dump(exclude={"config"})
     config, why = resolve_task(load_config(params.config, overrides))
+    if config.promotion == CANARY:
+        require_serving(config.model_name)
     print(f"task: {config.task} ({why})", file=sys.stderr)
     candidates = expand_candidates(config)
     config_json = config.model_dump_json()
@@ -43,6 +45,15 @@ def prepare(params: PrepareParams, work_dir: Path) -> PrepareOutputs:
         candidates=json.dumps([c.model_dump() for c in candidates]),
         model_name=config.model_name,
     )
+
+
+def require_serving(model_name: str) -> None:
+    """promotion: canary ships through the model's serving Rollout: without one, exit 2 before any
+    training rather than after registering."""
+    from modelyard.backends.kubernetes import Cluster
+
+    Cluster().rollout(model_name)
+    print(f"promotion: canary through the serving Rollout of {model_name}", file=sys.stderr)
 
 
 def resolve_task(config: PipelineConfig) -> tuple[PipelineConfig, str]:

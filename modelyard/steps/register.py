@@ -22,7 +22,7 @@ from modelyard.backends.registry import (
 )
 from modelyard.backends.tracking import file_lock, lineage_tags, lock_path
 from modelyard.contract import EVALUATION, SPLITS, RegisterOutputs, RegisterParams
-from modelyard.contract.config import PipelineConfig, task_of
+from modelyard.contract.config import CANARY, PipelineConfig, task_of
 from modelyard.contract.records import (
     CHALLENGER,
     CHAMPION,
@@ -84,7 +84,7 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
             stamp(client, registered, tags)
         set_alias(client, config.model_name, CHALLENGER, registered.version)
         with file_lock(lock_path(config.model_name)):
-            decision, note = decide(client, registered, evaluation)
+            decision, note = decide(client, registered, evaluation, canary=config.promotion == CANARY)
             champion = by_alias(client, config.model_name, CHAMPION)
     if decision != evaluation.decision:  # the version and the parent run record what was done
         stamp(client, registered, {Tags.DECISION: decision, Tags.REASONS: note})
@@ -94,19 +94,22 @@ def register(params: RegisterParams, work_dir: Path) -> RegisterOutputs:
         alerts.send(f"{config.model_name}: {note}")
     client.set_tag(params.run_id, Tags.REGISTERED_VERSION, str(registered.version))
     client.set_tag(params.run_id, Tags.NOTE, note)
+    shipped = decision == PROMOTE and config.promotion == CANARY
     return RegisterOutputs(
         version=str(registered.version),
         champion_version=str(champion.version) if champion else "",
         decision=decision,
         note=note,
+        deploy_version=str(registered.version) if shipped else "",
     )
 
 
 def decide(
-    client: mlflow.MlflowClient, registered: ModelVersion, evaluation: Evaluation
+    client: mlflow.MlflowClient, registered: ModelVersion, evaluation: Evaluation, *, canary: bool = False
 ) -> tuple[Decision, str]:
     """Promote only over the champion evaluate compared against (a compare-and-set; the caller
-    holds the model's lock): a champion that moved meanwhile was never compared with this model."""
+    holds the model's lock): a champion that moved meanwhile was never compared with this model.
+    canary: a passing version is left to the deploy step, which moves champion once it is promoted."""
     if evaluation.decision != PROMOTE:
         return REJECT, f"v{registered.version} rejected: " + "; ".join(evaluation.reasons)
     current = by_alias(client, registered.name, CHAMPION)
@@ -118,6 +121,11 @@ def decide(
         return REJECT, (
             f"the {CHAMPION} changed from {_named(compared)} to {_named(now)} while this run was evaluated; "
             f"not promoted: rerun to compare with {_named(now)}"
+        )
+    if canary:
+        return PROMOTE, (
+            f"v{registered.version} passed: it goes out as a canary (promotion: canary); "
+            f"{CHAMPION} stays {_named(now)} until the canary is promoted"
         )
     previous = promote(client, registered)
     return PROMOTE, f"promoted v{registered.version} to {CHAMPION}" + (

@@ -35,7 +35,7 @@ from e2e.conftest import (
     image_tags,
 )
 from e2e.harness import REPO, Argo, PortForward, Traffic, exit_code, pod_nodes, sh, traefik_entry
-from modelyard.contract.serving import invocations_path
+from modelyard.contract.serving import MODEL_VERSION_ANNOTATION, invocations_path
 
 # One model per test session, so a run never meets the champion an earlier session left.
 MODEL: Final = f"e2e-churn-{int(time.time())}"
@@ -206,6 +206,9 @@ def test_1_training_from_s3_runs_every_step_and_candidate_in_a_pod_and_records_l
     assert set(per_step) == STEPS
     assert per_step["train"] == candidates == 3
     assert all(n["phase"] == "Succeeded" and n.get("hostNodeName") for n in pods)
+    # promotion: champion (the default): the deploy task is skipped, register moved champion.
+    deploy = [n for n in workflow["status"]["nodes"].values() if n.get("templateName") == "deploy"]
+    assert [n["phase"] for n in deploy] == ["Skipped"], deploy
 
     version = champion(mlflow)
     tags = version.tags
@@ -666,21 +669,13 @@ def traefik_weights(api: client.ApiClient, model: str) -> dict[str, int]:
     return {s["name"].rsplit("-", 1)[1]: s["weight"] for s in weighted["spec"]["weighted"]["services"]}
 
 
-def sound_version_not_served(
-    served: str, argo: Argo, datasets: dict[str, str], config_text: str, mlflow: Any
-) -> str:
-    """The newest version of MODEL once promoted (a sound model) that the serving pods do not serve
-    (they serve the champion of their start); MODEL is trained again when there is none."""
-    for _ in range(2):
-        versions = mlflow().search_model_versions(f"name='{MODEL}'")
-        promoted = [int(v.version) for v in versions if v.tags.get(f"{TAG}decision") == "promote"]
-        if others := [v for v in promoted if str(v) != served]:
-            return str(max(others))
-        train(argo, datasets["customers"], config_text)
-    raise AssertionError(f"no promoted version of {MODEL} besides v{served}")
+def canary_version(api: client.ApiClient, model: str) -> str:
+    """The version the model's Rollout is rolling out (its pod template's annotation)."""
+    template = serving_rollout(api, model)["spec"]["template"]["metadata"]
+    return str(template.get("annotations", {}).get(MODEL_VERSION_ANNOTATION, ""))
 
 
-def test_12_the_deploy_template_ships_a_version_as_a_5_percent_canary_under_load_and_promotes_it(
+def test_12_a_training_with_promotion_canary_ships_its_version_as_a_5_percent_canary_under_load(
     trained: dict[str, Any], argo: Argo, release: Release, api: client.ApiClient, mlflow: Any,
     datasets: dict[str, str], config_text: str,
 ) -> None:  # fmt: skip
@@ -689,15 +684,15 @@ def test_12_the_deploy_template_ships_a_version_as_a_5_percent_canary_under_load
     entry, forward = traefik_entry()
     rows = json.loads(make_customers(rows=3, seed=12).drop(columns=[LABEL]).to_json(orient="records"))
     before = Traffic(entry + invocations_path(MODEL), rows).send()[1]  # what the stable pods serve
-    candidate = sound_version_not_served(before, argo, datasets, config_text, mlflow)
     champion_before = str(champion(mlflow).version)
     background = Traffic(entry + invocations_path(MODEL), rows).start()
     started = time.monotonic()
-    name = argo.submit("workflowtemplate/modelyard-deploy", model_name=MODEL, version=candidate)
+    name = submit_training(argo, datasets["customers"], config_text, promotion="canary")
     try:
         kube.wait_until(
-            lambda: traefik_weights(api, MODEL) == {"stable": 95, "canary": 5}, "the 5% step", 300
+            lambda: traefik_weights(api, MODEL) == {"stable": 95, "canary": 5}, "the 5% step", 600
         )
+        candidate = canary_version(api, MODEL)
         sample = Traffic(entry + invocations_path(MODEL), rows)
         kube.wait_until(lambda: sample.send()[1] == candidate, "the canary answering", 30, interval=0)
         sample.counts.clear()
@@ -715,13 +710,20 @@ def test_12_the_deploy_template_ships_a_version_as_a_5_percent_canary_under_load
     print(f"steady client during the rollout: {dict(counts)}")
     assert abs(share - 0.05) <= 0.02, sample.counts
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
-    assert outputs["outcome"] == "promoted"
+    assert (outputs["decision"], outputs["version"], outputs["outcome"]) == ("promote", candidate, "promoted")
+    assert outputs["champion-version"] == champion_before  # register left champion to the canary
     assert str(champion(mlflow).version) == candidate
-    if candidate != champion_before:
-        assert champion(mlflow).tags[f"{TAG}previous_champion"] == champion_before
+    assert champion(mlflow).tags[f"{TAG}previous_champion"] == champion_before
     assert {status for status, _ in counts} == {200}, counts
     assert {version for _, version in counts} == {before, candidate}
     assert traefik_weights(api, MODEL) == {"stable": 100, "canary": 0}
+
+    # The modelyard-deploy WorkflowTemplate, in-cluster with the workflow account's rights: the
+    # version already serves every request, so nothing changes.
+    again = argo.wait(argo.submit("workflowtemplate/modelyard-deploy", model_name=MODEL, version=candidate))
+    outputs = {p["name"]: p.get("value") for p in again["status"].get("outputs", {}).get("parameters", [])}
+    assert again["status"]["phase"] == "Succeeded", again["status"].get("message")
+    assert (outputs["outcome"], outputs["previous-version"]) == ("unchanged", candidate)
 
 
 def test_12b_a_canary_that_predicts_otherwise_is_aborted_by_the_analysis_and_the_champion_stays(

@@ -244,3 +244,46 @@ def test_modelyard_deploy_without_a_cluster_exits_2_and_with_one_unreachable_75(
     assert done.returncode == 75, done.stderr
     assert "modelyard: error: the Kubernetes API server is unreachable" in done.stderr, done.stderr
     assert time.monotonic() - started < 60
+
+
+def test_promotion_canary_without_a_cluster_exits_2_before_any_run_or_version(
+    project: Path, tmp_path: Path
+) -> None:
+    client = store_client(project)
+    versions = len(client.search_model_versions(f"name='{MODEL}'"))
+    runs = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    env = {"KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    args = ("--config", "pipeline.yaml", "--dataset", "customers.csv", "--label", "churn", *GATES)
+    done = modelyard("run", *args, "--model-name", MODEL, "--promotion", "canary", cwd=project, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "modelyard: error: no Kubernetes cluster configured" in done.stderr, done.stderr
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == versions
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == runs
+
+
+def test_under_promotion_canary_a_passing_version_leaves_champion_to_the_deploy(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.contract.records import PROMOTE, ChampionScore, Evaluation
+    from modelyard.steps.register import decide
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded_uri(project / ".modelyard"))  # the model's source
+    client = store_client(project)
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    challenger = client.create_model_version(MODEL, champion.source, champion.run_id)
+    compared = ChampionScore(version=str(champion.version), metrics={"f1_macro": 0.5})
+    passed = Evaluation(
+        candidate_run_id=champion.run_id,
+        metrics={},
+        champion=compared,
+        gates=[],
+        decision=PROMOTE,
+        reasons=[],
+    )
+    decision, note = decide(client, challenger, passed, canary=True)
+    assert decision == PROMOTE
+    assert note == (
+        f"v{challenger.version} passed: it goes out as a canary (promotion: canary); "
+        f"champion stays v{champion.version} until the canary is promoted"
+    )
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion.version

@@ -4,7 +4,7 @@ A wiring check, not Argo: the YAML (not the Hera objects) is walked in DAG order
 step group; parameters, task/step outputs and `{{item}}` are substituted the way the controller
 does, fan-out outputs are aggregated into a JSON list, each pod's `args` run as a `modelyard step`
 subprocess in its own work directory, and artifacts are copied from the producing pod's directory.
-A step's `when` is evaluated after substitution; a resource template is not applied, its manifest is
+A step's or task's `when` is evaluated after substitution; a resource template is not applied, its manifest is
 substituted and kept. Then the exit handler.
 """
 
@@ -173,6 +173,10 @@ class Emulator:
         artifacts: dict[str, Path] = {}
         for name in dag_order(tasks):
             task = tasks[name]
+            if "when" in task:
+                self.conditions[name] = condition(substitute(task["when"], self.globals | scope, name))
+                if not self.conditions[name]:
+                    continue
             items: list[Any] = [None]
             if "withParam" in task:
                 items = json.loads(substitute(task["withParam"], self.globals | scope, name))
@@ -326,6 +330,9 @@ def test_one_emulated_argo_run_registers_a_champion(emulated_training: EmulatedT
     assert client.get_run(outputs["run-id"]).info.status == "FINISHED"
     train_pods = [line for line in emulator.log if line.startswith("--- train-")]
     assert len(train_pods) == 2, "one train pod per candidate"
+    # promotion: champion (the default): register moved the alias; the deploy task is skipped.
+    assert emulator.conditions == {"deploy": False}
+    assert not [line for line in emulator.log if line.startswith("--- deploy")]
 
 
 def test_the_exit_handler_closes_the_parent_run_as_failed_when_a_step_fails(

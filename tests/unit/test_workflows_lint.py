@@ -176,12 +176,14 @@ def test_every_reference_resolves(filename: str) -> None:
                 assert producer in upstream, f"{where}: reads {producer} without depending on it"
                 produced = templates[tasks[producer]["template"]].get("outputs", {}).get(kind, [])
                 assert output in by_name(produced), f"{where}: {producer} has no output {output}"
-            # Arguments match the callee's inputs: every input without a value given, nothing extra.
+            # Arguments match the callee's inputs: every input without a value or default given,
+            # nothing extra (an input with a fixed value takes none).
             inputs = templates[task["template"]].get("inputs", {})
             for kind in ("parameters", "artifacts"):
                 given = set(by_name(task.get("arguments", {}).get(kind)))
-                needed = {i["name"] for i in inputs.get(kind, []) if "value" not in i}
-                assert given == needed, f"{tname}.{name} {kind}: given {given}, needs {needed}"
+                open_ = {i["name"] for i in inputs.get(kind, []) if "value" not in i}
+                needed = {i for i in open_ if "default" not in by_name(inputs.get(kind, []))[i]}
+                assert needed <= given <= open_, f"{tname}.{name} {kind}: given {given}, needs {needed}"
         own = {
             kind: set(by_name(template.get("inputs", {}).get(kind))) for kind in ("parameters", "artifacts")
         }
@@ -279,7 +281,9 @@ def test_champion_moves_hold_the_same_per_model_mutex() -> None:
     register_args = {p["name"]: p["value"] for p in dag["register"]["arguments"]["parameters"]}
     assert register_args["model-name"] == "{{tasks.prepare.outputs.parameters.model-name}}"
     assert "model-name" in {p["name"] for p in rollback["rollback"]["inputs"]["parameters"]}
-    unlocked = [n for n, t in train.items() if n != "register" and "synchronization" in t]
+    # promotion: canary: the training's deploy step moves champion too, under the same lock.
+    assert train["deploy"]["synchronization"]["mutexes"] == register_lock
+    unlocked = [n for n, t in train.items() if n not in ("register", "deploy") and "synchronization" in t]
     assert not unlocked
 
 
