@@ -35,7 +35,8 @@ from e2e.conftest import (
     image_tags,
 )
 from e2e.harness import REPO, Argo, PortForward, Traffic, exit_code, pod_nodes, sh, traefik_entry
-from modelyard.contract.serving import MODEL_VERSION_ANNOTATION, invocations_path
+from modelyard.backends.kubernetes import POD_TEMPLATE_HASH
+from modelyard.contract.serving import MODEL_LABEL, MODEL_VERSION_ANNOTATION, invocations_path
 
 # One model per test session, so a run never meets the champion an earlier session left.
 MODEL: Final = f"e2e-churn-{int(time.time())}"
@@ -816,3 +817,66 @@ def test_13_modelyard_rollback_moves_the_alias_and_puts_the_previous_version_on_
     assert str(champion(mlflow).version) == previous
     assert seconds < 30
     assert {status for status, _ in counts} == {200}, counts
+
+
+def ready_serving_pods(api: client.ApiClient, model: str, pod_hash: str) -> list[str]:
+    """The names of the model's serving pods of one ReplicaSet (its pod template hash) that are ready."""
+    labels = f"{MODEL_LABEL}={model},{POD_TEMPLATE_HASH}={pod_hash}"
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=labels).items
+    return [
+        p.metadata.name
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
+
+
+def test_14_a_helm_upgrade_and_a_serving_pod_killed_under_load_keep_serving(
+    trained: dict[str, Any], release: Release, api: client.ApiClient, mlflow: Any, datasets: dict[str, str]
+) -> None:
+    from conftest import make_customers
+
+    served = str(champion(mlflow).version)
+    rollout = serving_rollout(api, MODEL)
+    template = rollout["spec"]["template"]
+    entry, forward = traefik_entry()
+    rows = json.loads(make_customers(rows=3, seed=15).drop(columns=[LABEL]).to_json(orient="records"))
+    background = Traffic(entry + invocations_path(MODEL), rows).start()
+    try:
+        values = serving_values(datasets["customers"])
+        values["serving"]["progressDeadlineSeconds"] = 150  # a real change of the Rollout
+        release.install(values, wait="legacy")
+        upgraded = serving_rollout(api, MODEL)
+        after_upgrade = sum(background.counts.values())
+        stable, replicas = upgraded["status"]["currentPodHash"], upgraded["spec"]["replicas"]
+        victim = ready_serving_pods(api, MODEL, stable)[0]
+        client.CoreV1Api(api).delete_namespaced_pod(victim, NAMESPACE, grace_period_seconds=0)
+        killed = time.monotonic()
+        kube.wait_until(
+            lambda: (
+                victim not in (ready := ready_serving_pods(api, MODEL, stable)) and len(ready) == replicas
+            ),
+            "the killed pod replaced and ready",
+            240,
+        )
+        recovered = time.monotonic() - killed
+        sample = Traffic(entry + invocations_path(MODEL), rows)
+        kube.wait_until(
+            lambda: all(sample.send()[:2] == (200, served) for _ in range(50)), "50 answers in a row", 30, 0
+        )
+    finally:
+        counts = background.stop()
+        if forward:
+            forward.stop()
+    total = sum(counts.values())
+    failed = total - counts[200, served]
+    print(
+        f"helm upgrade: {after_upgrade} answers meanwhile; {victim} killed, replaced and ready in {recovered:.1f} s"
+    )
+    print(f"steady client: {dict(counts)} ({failed} of {total} not a 200 from v{served})")
+    # The upgrade changed the Rollout, not what it serves: the version deploy set stays on its template.
+    assert upgraded["spec"]["progressDeadlineSeconds"] == 150
+    assert upgraded["spec"]["template"] == template
+    assert upgraded["status"]["currentPodHash"] == rollout["status"]["currentPodHash"]
+    # A killed pod may fail the requests it held and those sent before its endpoint went: a few.
+    assert failed <= 5, counts
