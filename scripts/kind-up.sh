@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Bring up a local kind cluster with Argo Workflows and the modelyard chart, in one command.
+# Bring up a local kind cluster with Argo Workflows, Argo Rollouts, Traefik and the modelyard chart,
+# in one command.
 # Needs Docker, kind (the version versions.env pins with its node image), helm, kubectl and the
-# internet (the node and Argo images, the Argo chart, the Go module proxy for MinIO's sources).
+# internet (the node, Argo, Argo Rollouts and Traefik images and charts, the Go module proxy for MinIO's sources).
 # Writes the cluster's kubeconfig to .kind/kubeconfig (make e2e-kind runs the tests against it).
 #
 # Usage: scripts/kind-up.sh
 # Env:   CLUSTER_NAME (modelyard), NAMESPACE (modelyard), ARGO_NAMESPACE (argo),
-#        ARGO_CHART_VERSION, SKIP_BUILD=1 to reuse images already built and loaded,
+#        ARGO_CHART_VERSION, ARGO_ROLLOUTS_CHART_VERSION, TRAEFIK_CHART_VERSION,
+#        SKIP_BUILD=1 to reuse images already built and loaded,
 #        TIMEOUT (10m) for each wait.
 # Idempotent: re-running keeps the cluster and upgrades both releases.
 set -euo pipefail
@@ -23,6 +25,12 @@ TIMEOUT="${TIMEOUT:-10m}"
 # versions.env's ARGO_WORKFLOWS_VERSION: tests/test_one_source.py checks it).
 ARGO_CHART_VERSION="${ARGO_CHART_VERSION:-2.0.4}"
 ARGO_HELM_REPO="https://argoproj.github.io/argo-helm"
+# The serving stack's charts (upstream); their values files pin the releases `make cluster-up` builds
+# (versions.env ARGO_ROLLOUTS_VERSION and TRAEFIK_VERSION) as image tags, which these chart versions
+# accept: argo-rollouts 2.41.0 ships v1.9.0 and traefik 41.3.0 v3.7.11 by default.
+ARGO_ROLLOUTS_CHART_VERSION="${ARGO_ROLLOUTS_CHART_VERSION:-2.41.0}"
+TRAEFIK_CHART_VERSION="${TRAEFIK_CHART_VERSION:-41.3.0}"
+TRAEFIK_HELM_REPO="https://traefik.github.io/charts"
 CHART_DIR="${REPO_ROOT}/charts/modelyard"
 KUBECONFIG_FILE="${REPO_ROOT}/.kind/kubeconfig"
 # shellcheck source-path=SCRIPTDIR source=cluster/versions.env
@@ -60,6 +68,20 @@ helm upgrade --install argo-workflows argo-workflows \
   --set "controller.workflowNamespaces={${NAMESPACE}}" \
   --wait --timeout "${TIMEOUT}"
 
+log "Argo Rollouts ${ARGO_ROLLOUTS_VERSION} (chart ${ARGO_ROLLOUTS_CHART_VERSION}) in namespace argo-rollouts"
+helm upgrade --install argo-rollouts argo-rollouts \
+  --repo "${ARGO_HELM_REPO}" --version "${ARGO_ROLLOUTS_CHART_VERSION}" \
+  --namespace argo-rollouts --create-namespace \
+  --values "${REPO_ROOT}/scripts/argo-rollouts-values.yaml" \
+  --wait --timeout "${TIMEOUT}"
+
+log "Traefik ${TRAEFIK_VERSION} (chart ${TRAEFIK_CHART_VERSION}) in namespace traefik"
+helm upgrade --install traefik traefik \
+  --repo "${TRAEFIK_HELM_REPO}" --version "${TRAEFIK_CHART_VERSION}" \
+  --namespace traefik --create-namespace \
+  --values "${REPO_ROOT}/scripts/traefik-values.yaml" \
+  --wait --timeout "${TIMEOUT}"
+
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   log "building images"
   # build-images.sh prints KEY=VALUE tag lines last (trainer, mlflow and minio images).
@@ -84,7 +106,7 @@ helm upgrade --install modelyard "${CHART_DIR}" \
   --wait --wait-for-jobs --timeout "${TIMEOUT}"
 
 log "waiting for everything to be ready"
-for ns in "${ARGO_NAMESPACE}" "${NAMESPACE}"; do
+for ns in "${ARGO_NAMESPACE}" argo-rollouts traefik "${NAMESPACE}"; do
   kubectl -n "${ns}" wait --for=condition=Available deployment --all --timeout "${TIMEOUT}"
   for sts in $(kubectl -n "${ns}" get statefulset -o name); do
     kubectl -n "${ns}" rollout status "${sts}" --timeout "${TIMEOUT}"

@@ -151,6 +151,14 @@ def test_the_argo_helm_values_run_the_argo_release_the_cluster_builds() -> None:
     assert values["executor"]["image"]["tag"] == f"{argo}-nonroot"
 
 
+def test_the_serving_stacks_helm_values_run_the_releases_the_cluster_builds() -> None:
+    """kind installs Argo Rollouts and Traefik from their upstream charts at versions.env's releases."""
+    rollouts = yaml.safe_load((SCRIPTS / "argo-rollouts-values.yaml").read_text())
+    traefik = yaml.safe_load((SCRIPTS / "traefik-values.yaml").read_text())
+    assert rollouts["controller"]["image"]["tag"] == pins()["ARGO_ROLLOUTS_VERSION"]
+    assert traefik["image"]["tag"] == pins()["TRAEFIK_VERSION"]
+
+
 def test_the_chart_names_the_argo_release_it_targets() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["annotations"]["modelyard.dev/argo-workflows-version"] == pins()["ARGO_WORKFLOWS_VERSION"]
