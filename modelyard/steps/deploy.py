@@ -42,24 +42,7 @@ def start(params: DeployParams, follow_for: float | None = None) -> DeployOutput
     if before.template_version == version and before.settled:
         return DeployOutputs(version=version, previous_version=version, outcome="unchanged")
     champion = by_alias(registry, params.model_name, CHAMPION)
-    under_way = (
-        before.stable_version is not None
-        and before.template_version != before.stable_version
-        and not before.aborted
-    )
-    if under_way and before.template_version != version:
-        raise BadInputError(
-            f"an update of {params.model_name} is under way (v{before.template_version or '?'} as a canary, "
-            f"phase {before.phase}): wait for it to end, or abort it with `kubectl argo rollouts abort {before.name}`"
-        )
-    if under_way:  # this version's own update: a retried deploy follows it on
-        how = "a canary, already under way"
-    else:
-        cluster.serve_version(before.name, version)
-        first = before.stable_version is None  # nothing serves yet: no stable version to compare with
-        if first:
-            cluster.promote_full(before.name)
-        how = "all traffic at once (nothing served yet)" if first else "a canary"
+    how = begin(cluster, params.model_name, before, version)
     print(
         f"deploying {params.model_name} v{version} as {how} ({cluster.namespace}/{before.name})",
         file=sys.stderr,
@@ -77,6 +60,27 @@ def start(params: DeployParams, follow_for: float | None = None) -> DeployOutput
     # The template back to what the stable pods serve: the Rollout is Healthy again, not Degraded.
     cluster.serve_version(end.name, before.stable_version or None)
     return DeployOutputs(version=version, previous_version=previous, outcome="aborted", reasons=reasons)
+
+
+def begin(cluster: Cluster, model: str, before: RolloutState, version: str) -> str:
+    """Start the version's update, or find it under way (a retried deploy follows it on); how it goes out."""
+    under_way = (
+        before.stable_version is not None
+        and before.template_version != before.stable_version
+        and not before.aborted
+    )
+    if under_way and before.template_version != version:
+        raise BadInputError(
+            f"an update of {model} is under way (v{before.template_version or '?'} as a canary, "
+            f"phase {before.phase}): wait for it to end, or abort it with `kubectl argo rollouts abort {before.name}`"
+        )
+    if under_way:
+        return "a canary, already under way"
+    cluster.serve_version(before.name, version)
+    if before.stable_version is None:  # nothing serves yet: no stable version to compare with
+        cluster.promote_full(before.name)
+        return "all traffic at once (nothing served yet)"
+    return "a canary"
 
 
 def take_champion(registry: MlflowClient, target: ModelVersion, expected: str) -> str:
