@@ -92,7 +92,7 @@ cluster-down: ## Stop that cluster and remove its processes, mounts, interfaces 
 kind-up: ## Create a kind cluster with Argo Workflows and this chart (needs Docker, kind, helm, kubectl)
 	bash scripts/kind-up.sh
 
-e2e: $(BIN)/modelyard tools ## The README's Kubernetes path, fourteen scenarios (training to serving), on the cluster KUBECONFIG names (default: cluster-up's)
+e2e: $(BIN)/modelyard tools ## The README's Kubernetes path, every scenario from training to serving, on the cluster KUBECONFIG names (default: cluster-up's)
 	$(BIN)/pytest tests/e2e -m e2e -s
 
 e2e-kind: kind-up ## kind-up, then the same end-to-end tests against kind
