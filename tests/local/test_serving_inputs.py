@@ -264,10 +264,14 @@ def test_promotion_canary_without_a_cluster_exits_2_before_any_run_or_version(
 def test_under_promotion_canary_a_passing_version_leaves_champion_to_the_deploy(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from modelyard.backends.tracking import configure
     from modelyard.contract.records import PROMOTE, ChampionScore, Evaluation
     from modelyard.steps.register import decide
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded_uri(project / ".modelyard"))  # the model's source
+    # The new version's source (models:/m-...) resolves in the project's store, as the tracking_uri
+    # fixture points in-process steps at a store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", embedded_uri(project / ".modelyard"))
+    configure(embedded_uri(project / ".modelyard"))
     client = store_client(project)
     champion = client.get_model_version_by_alias(MODEL, "champion")
     challenger = client.create_model_version(MODEL, champion.source, champion.run_id)
