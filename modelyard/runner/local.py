@@ -181,7 +181,10 @@ class FanOut:
             while queued or running:
                 while queued and len(running) < workers:
                     number, (name, args) = queued.popleft()
-                    running.append(self.start(number, name, args, workers))
+                    # A stop arriving in the fork (its after-fork hooks run Python: logging's) would raise
+                    # where the exception is only printed: it comes once the worker is in `running`.
+                    with deferred_signals():
+                        running.append(self.start(number, name, args, workers))
                     self.echo(f"{self.step}: started {number}/{len(calls)} {name}")
                 for worker in self.ready(running):
                     running.remove(worker)

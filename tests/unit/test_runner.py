@@ -180,6 +180,33 @@ def test_a_stop_signal_cancels_queued_and_stops_running_candidates(tmp_path: Pat
     assert lines[-3:] == ["train: cancelled 1 queued", "train: stopped 1 a", "train: stopped 2 b"]
 
 
+def test_a_stop_signal_that_arrives_while_a_worker_is_forked_is_not_lost(tmp_path: Path) -> None:
+    """Sent from the parent's after-fork hook, where logging's hook runs too: a handler that raised
+    there would only be printed (CI lost a stop that way), so the fork holds the signal."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals_raise()
+    armed = [True]
+
+    def stop_once_forked() -> None:
+        if armed:
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    os.register_at_fork(after_in_parent=stop_once_forked)  # for good: `armed` makes it fire once
+    runner, lines = fan_out(tmp_path)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            runner.run(calls({"name": "a", "seconds": 30}, {"name": "b"}), workers=1)
+    finally:
+        armed.clear()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert stopped.value.exit_code == 143
+    assert lines == ["train: cancelled 1 queued", "train: stopped 1 a"]
+    assert not (tmp_path / "a.pid").exists() or not alive(tmp_path, "a")
+    assert not (tmp_path / "b.pid").exists()
+
+
 def test_a_step_stopped_from_outside_stops_the_fan_out_as_a_signal_would(tmp_path: Path) -> None:
     runner, _ = fan_out(tmp_path)
     with pytest.raises(Interrupted) as stopped:
