@@ -5,6 +5,8 @@
 #
 #   build [REF...]  build every image, or those named (Docker's cache makes an unchanged one a
 #           no-op), and save the tarballs that changed
+#   early   build and save only the images that need no binary of build.sh (up.sh runs it
+#           beside build.sh)
 #   import  import into the running node's containerd (namespace k8s.io) every tarball it does
 #           not hold yet
 #   load    build, then import
@@ -154,21 +156,36 @@ build_one() {
     save "$1"
 }
 
-build() {
-    mkdir -p "${IMAGE_DIR}" "${LOG_DIR}"
-    rm -f "${BUILD_DIR}/argo/.staged"
-    if (($#)); then
-        local ref
-        for ref in "$@"; do build_one "${ref}"; done
-        return
-    fi
+build_modelyard() {
     log "modelyard images (scripts/build-images.sh)"
     # The tags it printed are the ones it built (a commit meanwhile changes what --print-tags says).
     local built ref
     built=$("${BUILD_IMAGES}" --offline 2>>"${LOG_DIR}/build-images.log") ||
         die "scripts/build-images.sh failed; see ${LOG_DIR}/build-images.log"
-    for ref in "${!RECIPES[@]}"; do build_one "${ref}"; done
     while read -r ref; do save "${ref}"; done < <(cut -d= -f2 <<<"${built}")
+}
+
+build() {
+    mkdir -p "${IMAGE_DIR}" "${LOG_DIR}"
+    rm -f "${BUILD_DIR}/argo/.staged"
+    local ref
+    if (($#)); then
+        for ref in "$@"; do build_one "${ref}"; done
+        return
+    fi
+    for ref in "${!RECIPES[@]}"; do build_one "${ref}"; done
+    build_modelyard
+}
+
+# The images made from none of build.sh's binaries, which up.sh builds while build.sh compiles:
+# their debootstrap, pip and `go mod download` steps mostly wait on the network.
+build_early() {
+    mkdir -p "${IMAGE_DIR}" "${LOG_DIR}"
+    local ref
+    for ref in "${!RECIPES[@]}"; do
+        [[ ${RECIPES[${ref}]} == busybox || ${RECIPES[${ref}]} == postgres ]] && build_one "${ref}"
+    done
+    build_modelyard
 }
 
 import() {
@@ -199,8 +216,9 @@ untag_others() {
 
 case ${1:-} in
     build) shift && build "$@" ;;
+    early) build_early ;;
     import) import ;;
     load) build && import ;;
     list) all_refs ;;
-    *) die "usage: $0 build|import|load|list" ;;
+    *) die "usage: $0 build|early|import|load|list" ;;
 esac

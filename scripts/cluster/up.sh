@@ -287,8 +287,12 @@ main() {
     local trainer
     trainer=$(printed_image MODELYARD_TRAINER_IMAGE "$("${REPO_ROOT}/scripts/build-images.sh" --print-tags)")
     export MODELYARD_IMAGE_TAG=${MODELYARD_IMAGE_TAG:-${trainer##*:}}
-    "${CLUSTER_SCRIPTS}/build.sh"
     start_docker
+    "${CLUSTER_SCRIPTS}/images.sh" early &
+    local early=$! status=0
+    "${CLUSTER_SCRIPTS}/build.sh" || status=$?
+    wait "${early}" || die "building the images failed; see ${LOG_DIR}/images.log and ${LOG_DIR}/build-images.log"
+    ((status == 0)) || exit "${status}"
     "${CLUSTER_SCRIPTS}/images.sh" build
     mkdir -p "${ETC_DIR}" "${VAR_DIR}" "${RUN_DIR}" "${LOG_DIR}"
     setup_network
