@@ -18,6 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MODELYARD = [sys.executable, "-m", "modelyard.cli.main"]
+# A pipeline config for tests about something other than the search: one quick candidate.
+ONE_CANDIDATE = "search_space: {logistic_regression: {C: [1.0]}}\n"
 # Tests choose their own MLflow store; one exported by the user's shell must never receive test runs.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from conftest import MODELYARD, make_customers, modelyard
+from conftest import MODELYARD, ONE_CANDIDATE, make_customers, modelyard
 from mlflow import MlflowClient
 
 from modelyard.backends.tracking import configure, embedded_uri, file_lock, lock_path
@@ -36,7 +36,9 @@ def champion(uri: str) -> str:
 
 def test_two_concurrent_runs_on_a_fresh_store_both_succeed_and_tell_the_truth(tmp_path: Path) -> None:
     make_customers().to_csv(tmp_path / "customers.csv", index=False)
-    args = ("run", "--dataset", "customers.csv", "--label", "churn", "--model-name", MODEL, "--parallel", "1")
+    (tmp_path / "pipeline.yaml").write_text(ONE_CANDIDATE)  # the store and the lock are under test
+    args = ("run", "--config", "pipeline.yaml", "--dataset", "customers.csv", "--label", "churn")
+    args += ("--model-name", MODEL, "--parallel", "1")
     with ThreadPoolExecutor(2) as pool:
         done = list(pool.map(lambda _: modelyard(*args, cwd=tmp_path), range(2)))
     for run in done:
@@ -102,8 +104,11 @@ def test_register_does_not_promote_over_a_champion_that_moved_since_evaluate(
 
     def execute(step: str, args: dict[str, Any], work_dir: Path) -> Any:
         if step == "register":
+            (tmp_path / "pipeline.yaml").write_text(ONE_CANDIDATE)
             other = modelyard(
                 "run",
+                "--config",
+                "pipeline.yaml",
                 "--dataset",
                 str(customers_csv),
                 "--label",
@@ -117,7 +122,8 @@ def test_register_does_not_promote_over_a_champion_that_moved_since_evaluate(
         return run_in_process(step, args, work_dir)
 
     inputs = parse_params(
-        PrepareParams, {"dataset": str(customers_csv), "label": "churn", "model_name": MODEL}
+        PrepareParams,
+        {"config": ONE_CANDIDATE, "dataset": str(customers_csv), "label": "churn", "model_name": MODEL},
     ).model_dump()
     result = run_pipeline(inputs, tmp_path / "runs", execute=execute, parallel=1)
     registered = result.outputs["register"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import champion_predictions, make_customers, modelyard
+from conftest import ONE_CANDIDATE, champion_predictions, make_customers, modelyard
 from mlflow import MlflowClient
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score
@@ -33,7 +33,6 @@ search_space:
   random_forest: {n_estimators: [2000]}
   logistic_regression: {C: [1.0]}
 """
-ONE_CANDIDATE = "search_space: {logistic_regression: {C: [1.0]}}\n"
 RARE_SEED = 2
 
 

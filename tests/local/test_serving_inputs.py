@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import MODELYARD, champion_predictions, make_customers, modelyard, store_client
+from conftest import MODELYARD, ONE_CANDIDATE, champion_predictions, make_customers, modelyard, store_client
 
 from modelyard.backends.tracking import embedded_uri
 from modelyard.contract.serving import MODEL_VERSION_HEADER
 
 MODEL = "visits"
-ONE_CANDIDATE = "search_space: {logistic_regression: {C: [1.0]}}\n"
 GATES = ("--min-accuracy", "0", "--min-f1-macro", "0", "--min-roc-auc", "0")
 ROW = {"age": 40.0, "income": 22000.0, "plan": "pro", "region": "eu"}
 SERVER_START_SECONDS = 180
