@@ -2,18 +2,20 @@
 # Build every binary `make cluster-up` runs, from upstream source through the Go module proxy,
 # into .cluster/bin (CNI plugins into .cluster/bin/cni).
 #
-# One `go build` of scripts/cluster/go.mod builds Kubernetes, kubeadm, etcd, Argo Workflows,
-# CoreDNS (coredns/main.go: only the plugins our Corefile uses) and the CNI plugins on one shared
-# dependency graph; local-path-provisioner (whose
-# graph conflicts with it) is a second `go install`, the pause binary a static gcc build of
-# Kubernetes' own pause.c. The serving stack, Argo Rollouts and Traefik, is built inside copies of
-# their own modules (their replace directives and k8s.io pins conflict with the graph above).
+# One `go build` of scripts/cluster/go.mod builds Kubernetes, kubeadm, etcd, Argo Workflows, Argo
+# Rollouts, CoreDNS (coredns/main.go: only the plugins our Corefile uses) and the CNI plugins on one
+# shared dependency graph (Rollouts' own go.mod pins client-go v0.34: on v0.35 it compiles ~6
+# core-minutes less); local-path-provisioner is a second `go build` of the same graph (it imports
+# github.com/Sirupsen/logrus, which one build cannot hold beside github.com/sirupsen/logrus), so
+# it compiles little but itself; the pause binary is a static gcc build of Kubernetes' own
+# pause.c. Traefik is built inside a patched copy of its own module (its k8s.io pins, v0.36, are
+# newer than Kubernetes' own).
 # Cached: while versions.env, go.mod, go.sum, this script and the Go version are unchanged,
 # nothing is rebuilt.
 #
 # Usage: scripts/cluster/build.sh            everything
 #        scripts/cluster/build.sh argo-cli   only .cluster/bin/argo (for `argo lint` in make test)
-#        scripts/cluster/build.sh serving    only Argo Rollouts and Traefik
+#        scripts/cluster/build.sh traefik    only Traefik
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -22,7 +24,7 @@ source "$(dirname "$0")/lib.sh"
 export GOFLAGS="-buildvcs=false -gcflags=all=-dwarf=false" GOTOOLCHAIN=local CGO_ENABLED=0
 # go.mod's tools and the binary names `go build` gives them.
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm
-    etcd argo argoexec workflow-controller coredns local-path-provisioner pause)
+    etcd argo argoexec workflow-controller rollouts-controller coredns local-path-provisioner pause)
 CNI_PLUGINS=(bridge host-local loopback portmap)
 SRC_DIR="${CLUSTER_DIR}/src"
 ARGO_SRC="${SRC_DIR}/argo-workflows"
@@ -34,7 +36,10 @@ PINS=(
     "github.com/argoproj/argo-workflows/v4 ARGO_WORKFLOWS_VERSION"
     "github.com/coredns/coredns COREDNS_VERSION"
     "github.com/containernetworking/plugins CNI_PLUGINS_VERSION"
+    "github.com/rancher/local-path-provisioner LOCAL_PATH_PROVISIONER_VERSION"
+    "github.com/argoproj/argo-rollouts ARGO_ROLLOUTS_VERSION"
 )
+LOCAL_PATH_PROVISIONER=github.com/rancher/local-path-provisioner
 
 # The oldest Go that builds them: go.mod's `go` line (the CNI plugins' own minimum).
 check_go() {
@@ -93,12 +98,20 @@ version_ldflags() {
     pkg=github.com/argoproj/argo-workflows/v4
     flags+=" -X ${pkg}.version=${ARGO_WORKFLOWS_VERSION} -X ${pkg}.gitTag=${ARGO_WORKFLOWS_VERSION}"
     flags+=" -X ${pkg}.gitCommit=${ARGO_WORKFLOWS_VERSION} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
+    pkg=github.com/argoproj/argo-rollouts/utils/version
+    flags+=" -X ${pkg}.version=${ARGO_ROLLOUTS_VERSION#v} -X ${pkg}.gitTag=${ARGO_ROLLOUTS_VERSION}"
+    flags+=" -X ${pkg}.gitCommit=${ARGO_ROLLOUTS_VERSION} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
     echo "${flags}"
 }
 
 build_go_tools() {
     log "go build: Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, Argo ${ARGO_WORKFLOWS_VERSION}, CoreDNS ${COREDNS_VERSION}, CNI plugins ${CNI_PLUGINS_VERSION}"
-    (cd "${CLUSTER_SCRIPTS}" && go build -trimpath -ldflags "$(version_ldflags)" -o "${BIN_DIR}/" tool ./coredns)
+    local tools
+    # go.mod's tool block (`go list tool` loads them all at once, and so fails on the collision)
+    tools=$(awk '/^tool \(/ {on = 1; next} on && /^\)/ {on = 0} on {print $1}' "${CLUSTER_SCRIPTS}/go.mod" |
+        grep -vxF "${LOCAL_PATH_PROVISIONER}")
+    # shellcheck disable=SC2086  # one package path per word
+    (cd "${CLUSTER_SCRIPTS}" && go build -trimpath -ldflags "$(version_ldflags)" -o "${BIN_DIR}/" ${tools} ./coredns)
     mv "${BIN_DIR}/server" "${BIN_DIR}/etcd" # go.etcd.io/etcd/server/v3
     mkdir -p "${CNI_BIN_DIR}"
     local plugin
@@ -106,10 +119,9 @@ build_go_tools() {
 }
 
 build_local_path_provisioner() {
-    log "go install: local-path-provisioner ${LOCAL_PATH_PROVISIONER_VERSION}"
-    (cd /tmp && GOFLAGS="${GOFLAGS} -mod=mod" GOBIN="${BIN_DIR}" go install -trimpath \
-        -ldflags "-s -w -X main.VERSION=${LOCAL_PATH_PROVISIONER_VERSION}" \
-        "github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}")
+    log "go build: local-path-provisioner ${LOCAL_PATH_PROVISIONER_VERSION}"
+    (cd "${CLUSTER_SCRIPTS}" && go build -trimpath -o "${BIN_DIR}/" \
+        -ldflags "-s -w -X main.VERSION=${LOCAL_PATH_PROVISIONER_VERSION}" "${LOCAL_PATH_PROVISIONER}")
 }
 
 build_pause() {
@@ -181,6 +193,7 @@ stage_traefik_source() {
     echo "${stamp}" >"${src}/.version"
 }
 
+# Argo Rollouts builds on go.mod's graph; its manifests (addons/argo-rollouts) come from its module.
 stage_rollouts_source() {
     local src="${SRC_DIR}/argo-rollouts"
     staged "${src}" "${ARGO_ROLLOUTS_VERSION}" && return
@@ -188,31 +201,19 @@ stage_rollouts_source() {
     echo "${ARGO_ROLLOUTS_VERSION}" >"${src}/.version"
 }
 
-# build_in_module SRC BINARY PACKAGE LDFLAGS: go build PACKAGE of the module copy SRC, with its own
-# go.mod (-mod=mod: go.sum gains the replacements' sums, checked against the checksum database).
-build_in_module() {
-    (cd "$1" && GOFLAGS="${GOFLAGS} -mod=mod" go build -trimpath -ldflags "-s -w $4" -o "${BIN_DIR}/$2" "$3")
-}
-
-build_serving() {
-    local hash marker="${BIN_DIR}/.serving-inputs" pkg
-    hash=$({ grep -E '^(ARGO_ROLLOUTS|TRAEFIK)_VERSION=' "${CLUSTER_SCRIPTS}/versions.env"
+# Traefik: go build of the patched module copy, with its own go.mod (-mod=mod: go.sum gains the
+# replacements' sums, checked against the checksum database).
+build_traefik() {
+    local hash marker="${BIN_DIR}/.traefik-inputs" pkg=github.com/traefik/traefik/v3/pkg/version
+    hash=$({ grep -E '^TRAEFIK_VERSION=' "${CLUSTER_SCRIPTS}/versions.env"
         cat "$0" "${CLUSTER_SCRIPTS}"/traefik-ext/*; go env GOVERSION; } | sha256sum | cut -c1-16)
-    if [[ -f ${marker} && $(<"${marker}") == "${hash}" && -x ${BIN_DIR}/rollouts-controller && -x ${BIN_DIR}/traefik ]]; then
-        return
-    fi
+    [[ -f ${marker} && $(<"${marker}") == "${hash}" && -x ${BIN_DIR}/traefik ]] && return
     mkdir -p "${BIN_DIR}"
     rm -f "${marker}"
-    stage_rollouts_source
-    log "go build: Argo Rollouts ${ARGO_ROLLOUTS_VERSION} (in its module)"
-    pkg=github.com/argoproj/argo-rollouts/utils/version
-    build_in_module "${SRC_DIR}/argo-rollouts" rollouts-controller ./cmd/rollouts-controller \
-        "-X ${pkg}.version=${ARGO_ROLLOUTS_VERSION#v} -X ${pkg}.gitTag=${ARGO_ROLLOUTS_VERSION} -X ${pkg}.gitCommit=${ARGO_ROLLOUTS_VERSION} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=2000-01-01T00:00:00Z"
     stage_traefik_source
     log "go build: Traefik ${TRAEFIK_VERSION} (in its module, patched: see stage_traefik_source)"
-    pkg=github.com/traefik/traefik/v3/pkg/version
-    build_in_module "${SRC_DIR}/traefik" traefik ./cmd/traefik \
-        "-X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=2000-01-01T00:00:00Z"
+    (cd "${SRC_DIR}/traefik" && GOFLAGS="${GOFLAGS} -mod=mod" go build -trimpath -o "${BIN_DIR}/traefik" \
+        -ldflags "-s -w -X ${pkg}.Version=${TRAEFIK_VERSION} -X ${pkg}.BuildDate=2000-01-01T00:00:00Z" ./cmd/traefik)
     echo "${hash}" >"${marker}"
 }
 
@@ -228,16 +229,17 @@ main() {
     check_go
     case ${1:-all} in
         argo-cli) build_argo_cli; return ;;
-        serving) build_serving; return ;;
+        traefik) build_traefik; return ;;
         all) ;;
-        *) die "usage: $0 [argo-cli|serving]" ;;
+        *) die "usage: $0 [argo-cli|traefik]" ;;
     esac
     apt_install gcc libc6-dev binutils
+    stage_rollouts_source
     local hash
     hash=$(inputs_hash)
     if up_to_date "${hash}"; then
         log "binaries in ${BIN_DIR} are up to date"
-        build_serving
+        build_traefik
         return
     fi
     mkdir -p "${BIN_DIR}"
@@ -248,7 +250,7 @@ main() {
     build_local_path_provisioner
     build_pause
     echo "${hash}" >"${BIN_DIR}/.inputs"
-    build_serving
+    build_traefik
     log "built: ${BINARIES[*]} and CNI plugins ${CNI_PLUGINS[*]}"
 }
 
